@@ -1,0 +1,70 @@
+"""ONNX Runtime backend: CUDA when it is available and a test session on it works, else CPU.
+
+Never imports torch.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import onnxruntime as ort
+
+from cnn_desktop.core.backends.base import BackendError, softmax
+from cnn_desktop.core.bundle import ModelBundle
+from cnn_desktop.core.devices import GPU_PROVIDERS, cpu_threads, onnx_provider_status
+
+
+def choose_providers(device: str) -> list[str]:
+    """Execution providers to ask for, best first, for ``auto``, ``cpu`` or ``cuda``.
+
+    Raises:
+        BackendError: ``cuda`` was asked for and no GPU provider works.
+    """
+    if device == "cpu":
+        return ["CPUExecutionProvider"]
+    working = [p for p in GPU_PROVIDERS if onnx_provider_status(p).working]
+    if device == "cuda" and not working:
+        detail = onnx_provider_status(GPU_PROVIDERS[0]).detail
+        raise BackendError(f"CUDA was asked for but ONNX Runtime cannot use it: {detail}")
+    return [*working, "CPUExecutionProvider"]
+
+
+def session_options(threads: int | None = None) -> ort.SessionOptions:
+    """Session options tuned for this machine."""
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.intra_op_num_threads = threads or cpu_threads()
+    options.log_severity_level = 3
+    return options
+
+
+class OnnxClassifier:
+    """A model bundle running on ONNX Runtime."""
+
+    backend = "onnx"
+
+    def __init__(
+        self, bundle: ModelBundle, device: str = "auto", threads: int | None = None
+    ) -> None:
+        self.bundle = bundle
+        self.spec = bundle.spec
+        providers = choose_providers(device)
+        try:
+            self.session = ort.InferenceSession(
+                str(bundle.onnx_path), session_options(threads), providers=providers
+            )
+        except Exception as exc:  # ORT raises its own exception types for bad graphs
+            first_line = (
+                str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            )
+            raise BackendError(
+                f"ONNX Runtime cannot load {bundle.onnx_path.name}: {first_line}"
+            ) from None
+        self.device = self.session.get_providers()[0]
+
+    def predict(self, batch: np.ndarray) -> np.ndarray:
+        """Class probabilities ``[N, classes]`` for a float32 batch ``[N, C, H, W]``."""
+        outputs = self.session.run(
+            [self.spec.output_name], {self.spec.input_name: np.ascontiguousarray(batch, np.float32)}
+        )
+        probs = np.asarray(outputs[0], dtype=np.float32)
+        return probs if self.spec.output_is_probability else softmax(probs)

@@ -1,0 +1,326 @@
+"""Model bundles: ``NAME.cnnmodel/`` folders holding ``model.onnx``, ``model.json`` and
+``weights.safetensors``, and lone self-describing ``.onnx`` files.
+
+Saves are atomic (a temporary folder renamed into place, the previous bundle kept until the
+new one is complete). Loads validate everything a hostile or broken file could get wrong, and
+each failure is one :class:`BundleError` with a clear message. Torch weights are only ever read
+through safetensors, so a model file cannot run code.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnx
+
+from cnn_desktop.core.spec import ONNX_METADATA_KEY, ModelSpec, SpecError
+
+BUNDLE_SUFFIX = ".cnnmodel"
+ONNX_FILE = "model.onnx"
+SPEC_FILE = "model.json"
+WEIGHTS_FILE = "weights.safetensors"
+MAX_ONNX_BYTES = 2 * 1024**3
+
+
+class BundleError(ValueError):
+    """A model bundle or ONNX file cannot be used; the message says why."""
+
+
+@dataclass(frozen=True)
+class ModelBundle:
+    """A model on disk.
+
+    Attributes:
+        path: The bundle folder, or the lone ``.onnx`` file.
+        spec: The validated model spec.
+        onnx_path: The ONNX graph.
+        weights_path: The safetensors weights for further training, when present.
+    """
+
+    path: Path
+    spec: ModelSpec
+    onnx_path: Path
+    weights_path: Path | None
+
+    @property
+    def name(self) -> str:
+        """The model's display name."""
+        return self.spec.name
+
+    def read_json(self, file_name: str) -> Any:
+        """Read an extra JSON file of the bundle (``history.json``, ``metrics.json``), or None."""
+        if self.path.is_file():
+            return None
+        candidate = self.path / file_name
+        if not candidate.is_file():
+            return None
+        try:
+            return json.loads(candidate.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise BundleError(
+                f"{candidate.name} in {self.path.name} is unreadable: {exc}"
+            ) from None
+
+
+def embed_spec(model: onnx.ModelProto, spec: ModelSpec) -> onnx.ModelProto:
+    """Write the spec into the ONNX model's metadata (replacing any earlier one)."""
+    kept = [p for p in model.metadata_props if p.key != ONNX_METADATA_KEY]
+    del model.metadata_props[:]
+    model.metadata_props.extend(kept)
+    entry = model.metadata_props.add()
+    entry.key = ONNX_METADATA_KEY
+    entry.value = json.dumps(spec.to_dict(), ensure_ascii=False)
+    return model
+
+
+def save_bundle(
+    path: str | os.PathLike[str],
+    spec: ModelSpec,
+    onnx_model: onnx.ModelProto | bytes,
+    weights: Mapping[str, np.ndarray] | None = None,
+    extra_json: Mapping[str, Any] | None = None,
+) -> ModelBundle:
+    """Write a bundle atomically and return it, validated.
+
+    Args:
+        path: Target folder; ``.cnnmodel`` is appended when missing.
+        spec: The model spec (also embedded in the ONNX metadata).
+        onnx_model: The ONNX graph, as a proto or serialized bytes.
+        weights: Trainable weights as numpy arrays (saved with safetensors), if any.
+        extra_json: Extra JSON files to write, by file name (``history.json`` ...).
+
+    Raises:
+        BundleError: The model could not be written; any previous bundle is left intact.
+    """
+    target = Path(path)
+    if target.suffix != BUNDLE_SUFFIX:
+        target = target.with_name(target.name + BUNDLE_SUFFIX)
+    if target.exists() and not target.is_dir():
+        raise BundleError(f"{target} exists and is not a model bundle folder")
+    proto = onnx.load_from_string(onnx_model) if isinstance(onnx_model, bytes) else onnx_model
+    embed_spec(proto, spec)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.saving-", dir=target.parent))
+    try:
+        _write_file(staging / ONNX_FILE, proto.SerializeToString())
+        _write_file(staging / SPEC_FILE, spec.to_json().encode("utf-8"))
+        if weights is not None:
+            from safetensors.numpy import save_file
+
+            contiguous = {k: np.ascontiguousarray(v) for k, v in weights.items()}
+            save_file(contiguous, str(staging / WEIGHTS_FILE), metadata={"format": "np"})
+        for file_name, content in (extra_json or {}).items():
+            text = json.dumps(content, indent=2, ensure_ascii=False)
+            _write_file(staging / Path(file_name).name, text.encode("utf-8"))
+        _replace_folder(staging, target)
+    except OSError as exc:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise BundleError(f"could not save model to {target}: {exc}") from exc
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return load_bundle(target)
+
+
+def _write_file(path: Path, data: bytes) -> None:
+    with open(path, "wb") as handle:
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())
+
+
+def _replace_folder(staging: Path, target: Path) -> None:
+    """Move ``staging`` to ``target``; the old ``target`` is removed only once replaced."""
+    if not target.exists():
+        os.replace(staging, target)
+        return
+    backup = Path(tempfile.mkdtemp(prefix=f".{target.name}.previous-", dir=target.parent))
+    backup.rmdir()
+    os.replace(target, backup)
+    try:
+        os.replace(staging, target)
+    except OSError:
+        os.replace(backup, target)
+        raise
+    shutil.rmtree(backup, ignore_errors=True)
+
+
+def load_bundle(path: str | os.PathLike[str]) -> ModelBundle:
+    """Open and validate a ``.cnnmodel`` folder or a lone ``.onnx`` file.
+
+    Raises:
+        BundleError: With one clear message for the first problem found.
+    """
+    source = Path(path)
+    if not source.exists():
+        raise BundleError(f"model not found: {source}")
+    if source.is_dir():
+        return _load_folder(source)
+    if source.suffix.lower() != ".onnx":
+        raise BundleError(
+            f"{source.name} is not a model: open a {BUNDLE_SUFFIX} folder or an .onnx file"
+        )
+    proto = _load_onnx_proto(source)
+    spec = _spec_from_metadata(proto) or infer_spec(proto, source.stem)
+    _check_graph(proto, spec, source)
+    return ModelBundle(path=source, spec=spec, onnx_path=source, weights_path=None)
+
+
+def _load_folder(folder: Path) -> ModelBundle:
+    onnx_path = folder / ONNX_FILE
+    spec_path = folder / SPEC_FILE
+    for required in (onnx_path, spec_path):
+        if not required.is_file():
+            raise BundleError(
+                f"{folder.name} is not a complete model bundle: {required.name} is missing"
+            )
+    try:
+        spec = ModelSpec.from_json(spec_path.read_bytes())
+    except SpecError as exc:
+        raise BundleError(f"{folder.name}/{SPEC_FILE}: {exc}") from None
+    except OSError as exc:
+        raise BundleError(f"{folder.name}/{SPEC_FILE} is unreadable: {exc}") from None
+    proto = _load_onnx_proto(onnx_path)
+    _check_graph(proto, spec, onnx_path)
+    weights_path = folder / WEIGHTS_FILE
+    if weights_path.exists():
+        _check_safetensors(weights_path)
+    return ModelBundle(
+        path=folder,
+        spec=spec,
+        onnx_path=onnx_path,
+        weights_path=weights_path if weights_path.exists() else None,
+    )
+
+
+def _load_onnx_proto(path: Path) -> onnx.ModelProto:
+    try:
+        size = path.stat().st_size
+    except OSError as exc:
+        raise BundleError(f"{path.name} is unreadable: {exc}") from None
+    if size == 0:
+        raise BundleError(f"{path.name} is empty")
+    if size > MAX_ONNX_BYTES:
+        raise BundleError(f"{path.name} is {size / 1e9:.1f} GB, larger than cnn-desktop opens")
+    try:
+        proto = onnx.load(str(path), load_external_data=False)
+    except Exception as exc:  # protobuf raises several unrelated types for garbage
+        raise BundleError(f"{path.name} is not a valid ONNX model ({type(exc).__name__})") from None
+    if not proto.graph.node:
+        raise BundleError(f"{path.name} is not a valid ONNX model (empty graph)")
+    _check_external_data(proto, path.parent)
+    return proto
+
+
+def _check_external_data(proto: onnx.ModelProto, base: Path) -> None:
+    root = base.resolve()
+    for tensor in proto.graph.initializer:
+        if tensor.data_location != onnx.TensorProto.EXTERNAL:
+            continue
+        location = next((e.value for e in tensor.external_data if e.key == "location"), "")
+        resolved = (root / location).resolve()
+        if not location or os.path.isabs(location) or not resolved.is_relative_to(root):
+            raise BundleError(
+                f"ONNX weights point outside the model folder ('{location}'); refusing to load"
+            )
+        if not resolved.is_file():
+            raise BundleError(f"ONNX external weights file '{location}' is missing")
+
+
+def _spec_from_metadata(proto: onnx.ModelProto) -> ModelSpec | None:
+    for prop in proto.metadata_props:
+        if prop.key == ONNX_METADATA_KEY:
+            try:
+                return ModelSpec.from_json(prop.value)
+            except SpecError as exc:
+                raise BundleError(f"the spec inside the ONNX metadata: {exc}") from None
+    return None
+
+
+def _static_dims(value_info: onnx.ValueInfoProto) -> list[int | None]:
+    dims = value_info.type.tensor_type.shape.dim
+    return [d.dim_value if d.HasField("dim_value") else None for d in dims]
+
+
+def infer_spec(proto: onnx.ModelProto, name: str) -> ModelSpec:
+    """Describe an ONNX classifier that carries no cnn-desktop spec, from its graph alone.
+
+    Input must be ``[N, C, H, W]`` with C of 1 or 3 and static H, W; output ``[N, classes]``.
+    Classes are named ``class 0 ...``; ImageNet mean/std are assumed and recorded as a guess.
+
+    Raises:
+        BundleError: The graph is not an image classifier cnn-desktop can drive.
+    """
+    initializers = {t.name for t in proto.graph.initializer}
+    inputs = [i for i in proto.graph.input if i.name not in initializers]
+    if len(inputs) != 1 or len(proto.graph.output) < 1:
+        raise BundleError("this ONNX model is not an image classifier (needs one image input)")
+    in_dims = _static_dims(inputs[0])
+    out_dims = _static_dims(proto.graph.output[0])
+    if len(in_dims) != 4 or in_dims[1] not in (1, 3) or not in_dims[2] or not in_dims[3]:
+        raise BundleError(
+            f"this ONNX model's input has shape {in_dims}; cnn-desktop needs [batch, 1 or 3, H, W]"
+        )
+    if len(out_dims) != 2 or not out_dims[1]:
+        raise BundleError(
+            f"this ONNX model's output has shape {out_dims}; expected [batch, classes]"
+        )
+    channels = int(in_dims[1])
+    last_op = proto.graph.node[-1].op_type
+    return ModelSpec(
+        name=name,
+        architecture="unknown",
+        class_names=tuple(f"class {i}" for i in range(int(out_dims[1]))),
+        input_size=(int(in_dims[2]), int(in_dims[3])),
+        channels=channels,
+        mean=(0.485, 0.456, 0.406)[:channels] if channels == 3 else (0.5,),
+        std=(0.229, 0.224, 0.225)[:channels] if channels == 3 else (0.5,),
+        input_name=inputs[0].name,
+        output_name=proto.graph.output[0].name,
+        output_is_probability=last_op == "Softmax",
+        provenance={"source": "onnx file without cnn-desktop spec", "preprocessing": "guessed"},
+    )
+
+
+def _check_graph(proto: onnx.ModelProto, spec: ModelSpec, path: Path) -> None:
+    initializers = {t.name for t in proto.graph.initializer}
+    inputs = {i.name: i for i in proto.graph.input if i.name not in initializers}
+    outputs = {o.name: o for o in proto.graph.output}
+    if spec.input_name not in inputs:
+        raise BundleError(f"{path.name} has no input named '{spec.input_name}'")
+    if spec.output_name not in outputs:
+        raise BundleError(f"{path.name} has no output named '{spec.output_name}'")
+    in_dims = _static_dims(inputs[spec.input_name])
+    expected = [spec.channels, *spec.input_size]
+    if len(in_dims) != 4 or any(
+        d is not None and d != e for d, e in zip(in_dims[1:], expected, strict=False)
+    ):
+        raise BundleError(f"{path.name} expects input {in_dims[1:]}, but its spec says {expected}")
+    out_dims = _static_dims(outputs[spec.output_name])
+    if len(out_dims) != 2:
+        raise BundleError(f"{path.name} output has shape {out_dims}; expected [batch, classes]")
+    if out_dims[1] is not None and out_dims[1] != spec.num_classes:
+        raise BundleError(
+            f"{path.name} predicts {out_dims[1]} classes but its spec names {spec.num_classes}"
+        )
+
+
+def _check_safetensors(path: Path) -> None:
+    try:
+        with open(path, "rb") as handle:
+            header_len = int.from_bytes(handle.read(8), "little")
+            if not 2 <= header_len <= 100 * 1024**2:
+                raise ValueError("bad header length")
+            json.loads(handle.read(header_len))
+    except (OSError, ValueError) as exc:
+        raise BundleError(
+            f"{path.parent.name}/{path.name} is not a valid safetensors file: {exc}"
+        ) from None

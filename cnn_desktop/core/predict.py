@@ -1,0 +1,177 @@
+"""Batched prediction: decoding on a thread pool overlapped with inference.
+
+Decoding (Pillow releases the GIL) runs ahead of the model by a bounded window, so memory stays
+flat for folders of any size, and results come back in input order, one per image. A file that
+cannot be read becomes an error result; it never stops the batch.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import deque
+from collections.abc import Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from cnn_desktop.core.backends.base import Classifier
+from cnn_desktop.core.devices import cpu_threads
+from cnn_desktop.core.images import ImageLoadError, load_image
+from cnn_desktop.core.preprocess import decode_min_side, preprocess_image
+from cnn_desktop.core.spec import ModelSpec
+from cnn_desktop.core.tasks import CancelToken, ProgressCallback, no_progress
+
+DEFAULT_BATCH_SIZE = 32
+_Decoded = tuple[np.ndarray, "Image.Image | None"]
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """One class the model considers, with its probability."""
+
+    label: str
+    index: int
+    confidence: float
+
+
+@dataclass(frozen=True)
+class ImageResult:
+    """The outcome for one image: its top predictions, or why it could not be classified."""
+
+    path: Path
+    predictions: tuple[Prediction, ...] = ()
+    error: str | None = None
+    thumbnail: Image.Image | None = None
+
+    @property
+    def ok(self) -> bool:
+        """Whether the image was classified."""
+        return self.error is None
+
+    def to_dict(self) -> dict[str, object]:
+        """The JSON form printed by ``classify --format json``."""
+        if self.error is not None:
+            return {"path": str(self.path), "error": self.error}
+        return {
+            "path": str(self.path),
+            "predictions": [
+                {"label": p.label, "index": p.index, "confidence": round(p.confidence, 6)}
+                for p in self.predictions
+            ],
+        }
+
+
+def top_predictions(
+    probabilities: np.ndarray, class_names: Sequence[str], k: int
+) -> tuple[Prediction, ...]:
+    """The ``k`` most probable classes of one probability vector, best first."""
+    k = max(1, min(k, len(class_names)))
+    order = np.argsort(-probabilities, kind="stable")[:k]
+    return tuple(Prediction(class_names[i], int(i), float(probabilities[i])) for i in order)
+
+
+def classify_image(
+    classifier: Classifier, image: Image.Image, top_k: int = 5
+) -> tuple[Prediction, ...]:
+    """Classify an already-loaded RGB image (e.g. pasted from the clipboard)."""
+    batch = preprocess_image(image, classifier.spec)[None]
+    probabilities = classifier.predict(batch)[0]
+    return top_predictions(probabilities, classifier.spec.class_names, top_k)
+
+
+def default_decode_threads() -> int:
+    """Decoder threads: one per core, at most 8."""
+    return min(8, cpu_threads())
+
+
+def _decode(path: Path, spec: ModelSpec, thumbnail_size: int | None) -> _Decoded:
+    image = load_image(path, min_side=max(decode_min_side(spec), thumbnail_size or 0))
+    thumbnail = None
+    if thumbnail_size:
+        thumbnail = image.copy()
+        thumbnail.thumbnail((thumbnail_size, thumbnail_size), Image.Resampling.BILINEAR)
+    return preprocess_image(image, spec), thumbnail
+
+
+def classify_paths(
+    paths: Sequence[str | os.PathLike[str]],
+    classifier: Classifier,
+    *,
+    top_k: int = 5,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    decode_threads: int | None = None,
+    thumbnail_size: int | None = None,
+    progress: ProgressCallback = no_progress,
+    cancel: CancelToken | None = None,
+) -> Iterator[ImageResult]:
+    """Classify image files, yielding one :class:`ImageResult` per path, in order.
+
+    Args:
+        paths: Image files (expand folders first with ``collect_image_paths``).
+        classifier: A backend from ``open_classifier``.
+        top_k: How many classes to report per image.
+        batch_size: Images per inference call.
+        decode_threads: Decoder threads (default: one per core).
+        thumbnail_size: When set, each result carries a thumbnail this many pixels wide
+            (made from the same decode).
+        progress: Called with (fraction done, message) after each batch.
+        cancel: Checked between images; raises :class:`Cancelled` when set.
+    """
+    items = [Path(p) for p in paths]
+    total = len(items)
+    batch_size = max(1, batch_size)
+    lookahead = 2 * batch_size
+    done = 0
+    with ThreadPoolExecutor(decode_threads or default_decode_threads(), "decode") as pool:
+        pending: deque[tuple[Path, Future[_Decoded]]] = deque()
+        upcoming = iter(items)
+        window: list[tuple[Path, _Decoded | str]] = []
+        try:
+            while True:
+                while len(pending) < lookahead and (path := next(upcoming, None)) is not None:
+                    pending.append(
+                        (path, pool.submit(_decode, path, classifier.spec, thumbnail_size))
+                    )
+                if not pending:
+                    break
+                if cancel is not None:
+                    cancel.raise_if_cancelled()
+                path, future = pending.popleft()
+                window.append((path, _result_or_error(future)))
+                ready = sum(1 for _, item in window if not isinstance(item, str))
+                if ready >= batch_size or not pending:
+                    yield from _flush(window, classifier, top_k)
+                    done += len(window)
+                    window = []
+                    progress(done / total, f"{done}/{total} images")
+        finally:
+            for _, future in pending:
+                future.cancel()
+
+
+def _result_or_error(future: Future[_Decoded]) -> _Decoded | str:
+    try:
+        return future.result()
+    except ImageLoadError as exc:
+        return str(exc)
+    except (OSError, ValueError, MemoryError) as exc:
+        return f"could not read image: {exc}"
+
+
+def _flush(
+    window: list[tuple[Path, _Decoded | str]], classifier: Classifier, top_k: int
+) -> Iterator[ImageResult]:
+    tensors = [item[0] for _, item in window if not isinstance(item, str)]
+    probabilities = classifier.predict(np.stack(tensors)) if tensors else np.empty((0, 0))
+    names = classifier.spec.class_names
+    row = 0
+    for path, item in window:
+        if isinstance(item, str):
+            yield ImageResult(path=path, error=item)
+        else:
+            top = top_predictions(probabilities[row], names, top_k)
+            yield ImageResult(path, top, thumbnail=item[1])
+            row += 1

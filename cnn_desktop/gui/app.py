@@ -1,0 +1,40 @@
+"""Start the desktop application."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from PySide6.QtWidgets import QApplication
+
+from cnn_desktop import __version__
+
+
+def create_app(argv: Sequence[str] | None = None) -> QApplication:
+    """The QApplication (created once)."""
+    app = QApplication.instance()
+    if isinstance(app, QApplication):
+        return app
+    app = QApplication(list(argv or sys.argv[:1]))
+    app.setApplicationName("cnn-desktop")
+    app.setOrganizationName("cnn-desktop")
+    app.setApplicationVersion(__version__)
+    return app
+
+
+def run_app(paths: Sequence[str] = (), model: str | None = None) -> int:
+    """Open the main window, optionally classifying ``paths`` at once; returns the exit code."""
+    app = create_app()
+    from cnn_desktop.gui.main_window import MainWindow
+
+    window = MainWindow(model_path=model)
+    window.show()
+    if paths:
+        window.add_inputs([Path(p) for p in paths])
+    return app.exec()
+
+
+def main() -> int:
+    """Entry point of the ``cnn-desktop-gui`` script."""
+    return run_app(sys.argv[1:])

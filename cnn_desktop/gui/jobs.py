@@ -1,0 +1,77 @@
+"""Job functions the window hands to the task runner (they run on worker threads)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from PySide6.QtGui import QImage
+
+from cnn_desktop.core.backends import open_classifier
+from cnn_desktop.core.bundle import load_bundle
+from cnn_desktop.core.images import collect_image_paths
+from cnn_desktop.core.predict import Prediction, classify_paths
+from cnn_desktop.core.pretrained import default_model_bundle
+from cnn_desktop.gui.qt_images import pil_to_qimage
+from cnn_desktop.gui.runner import TaskContext
+from cnn_desktop.gui.state import ActiveModel
+
+THUMBNAIL_SIZE = 160
+
+
+@dataclass(frozen=True)
+class Listed:
+    """The image files found in what the user dropped, and the inputs that were not usable."""
+
+    paths: list[Path]
+    problems: list[tuple[Path, str]]
+
+
+@dataclass(frozen=True)
+class Classified:
+    """One image's outcome, with a thumbnail ready for the UI."""
+
+    path: Path
+    predictions: tuple[Prediction, ...]
+    error: str | None
+    thumbnail: QImage | None
+
+
+def load_model(model_path: str | None, backend: str, device: str):
+    """A job that opens a model (the built-in one when ``model_path`` is None)."""
+
+    def job(context: TaskContext) -> ActiveModel:
+        if model_path:
+            context.progress(0.0, f"Opening {Path(model_path).name}…")
+            bundle = load_bundle(model_path)
+        else:
+            bundle = default_model_bundle(context.progress)
+        context.cancel.raise_if_cancelled()
+        return ActiveModel(bundle, open_classifier(bundle, backend, device))
+
+    return job
+
+
+def classify_inputs(inputs: Sequence[Path], model: ActiveModel, top_k: int, batch_size: int = 16):
+    """A job that expands files/folders, then streams :class:`Listed` and :class:`Classified`."""
+
+    def job(context: TaskContext) -> int:
+        paths, problems = collect_image_paths(inputs)
+        context.emit(Listed(paths, problems))
+        count = 0
+        for result in classify_paths(
+            paths,
+            model.classifier,
+            top_k=top_k,
+            batch_size=batch_size,
+            thumbnail_size=THUMBNAIL_SIZE,
+            progress=context.progress,
+            cancel=context.cancel,
+        ):
+            thumb = pil_to_qimage(result.thumbnail) if result.thumbnail is not None else None
+            context.emit(Classified(result.path, result.predictions, result.error, thumb))
+            count += 1
+        return count
+
+    return job

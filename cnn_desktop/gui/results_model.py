@@ -1,0 +1,130 @@
+"""The list of images the user gave the window, and what the model said of each."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import QAbstractListModel, QModelIndex, QPersistentModelIndex, Qt
+from PySide6.QtGui import QColor, QImage, QPalette
+from PySide6.QtWidgets import QApplication
+
+from cnn_desktop.core.predict import Prediction
+
+PathRole = Qt.ItemDataRole.UserRole + 1
+EntryRole = Qt.ItemDataRole.UserRole + 2
+
+Index = QModelIndex | QPersistentModelIndex
+
+
+@dataclass
+class ImageEntry:
+    """One image in the gallery."""
+
+    path: Path
+    thumbnail: QImage | None = None
+    predictions: tuple[Prediction, ...] = ()
+    error: str | None = None
+    pending: bool = True
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def top1(self) -> Prediction | None:
+        """The most probable class, once classified."""
+        return self.predictions[0] if self.predictions else None
+
+    def caption(self) -> str:
+        """Two lines under the thumbnail: file name, then verdict."""
+        name = self.path.name or str(self.path)
+        if self.error is not None:
+            return f"{name}\n⚠ {self.error}"
+        if self.pending:
+            return f"{name}\nclassifying…"
+        top = self.top1
+        return f"{name}\n{top.label} — {top.confidence:.1%}" if top else name
+
+
+class ResultsModel(QAbstractListModel):
+    """Rows of :class:`ImageEntry`, filled in as results arrive."""
+
+    def __init__(self, parent: Any = None) -> None:
+        super().__init__(parent)
+        self._entries: list[ImageEntry] = []
+        self._rows: dict[Path, int] = {}
+
+    def rowCount(self, parent: Index = QModelIndex()) -> int:  # noqa: B008 - Qt API
+        return 0 if parent.isValid() else len(self._entries)
+
+    def data(self, index: Index, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
+        if not index.isValid() or not 0 <= index.row() < len(self._entries):
+            return None
+        entry = self._entries[index.row()]
+        if role == Qt.ItemDataRole.DisplayRole:
+            return entry.caption()
+        if role == Qt.ItemDataRole.DecorationRole:
+            return entry.thumbnail
+        if role == Qt.ItemDataRole.ToolTipRole:
+            return str(entry.path) + (f"\n{entry.error}" if entry.error else "")
+        if role == Qt.ItemDataRole.ForegroundRole and entry.error is not None:
+            return QColor("#d04040")
+        if role == Qt.ItemDataRole.ForegroundRole and entry.pending:
+            return QApplication.palette().color(QPalette.ColorRole.PlaceholderText)
+        if role == PathRole:
+            return str(entry.path)
+        if role == EntryRole:
+            return entry
+        return None
+
+    def entries(self) -> list[ImageEntry]:
+        """All rows, in order."""
+        return list(self._entries)
+
+    def entry(self, row: int) -> ImageEntry:
+        """The row ``row``."""
+        return self._entries[row]
+
+    def add_pending(self, paths: list[Path]) -> list[Path]:
+        """Add rows for new paths (already-listed ones are marked pending again)."""
+        fresh = [p for p in dict.fromkeys(paths) if p not in self._rows]
+        for path in paths:
+            if path in self._rows:
+                self._replace(path, ImageEntry(path))
+        if fresh:
+            start = len(self._entries)
+            self.beginInsertRows(QModelIndex(), start, start + len(fresh) - 1)
+            for offset, path in enumerate(fresh):
+                self._rows[path] = start + offset
+                self._entries.append(ImageEntry(path))
+            self.endInsertRows()
+        return list(dict.fromkeys(paths))
+
+    def set_result(
+        self,
+        path: Path,
+        predictions: tuple[Prediction, ...],
+        error: str | None,
+        thumbnail: QImage | None,
+    ) -> None:
+        """Fill in a row with its outcome (adding it if needed)."""
+        if path not in self._rows:
+            self.add_pending([path])
+        old = self._entries[self._rows[path]]
+        self._replace(path, ImageEntry(path, thumbnail or old.thumbnail, predictions, error, False))
+
+    def _replace(self, path: Path, entry: ImageEntry) -> None:
+        row = self._rows[path]
+        self._entries[row] = entry
+        index = self.index(row)
+        self.dataChanged.emit(index, index)
+
+    def row_of(self, path: Path) -> int | None:
+        """The row of ``path``, if listed."""
+        return self._rows.get(path)
+
+    def clear(self) -> None:
+        """Remove every row."""
+        self.beginResetModel()
+        self._entries.clear()
+        self._rows.clear()
+        self.endResetModel()

@@ -1,0 +1,268 @@
+"""The main window as a user drives it: drop files, watch results arrive, cancel, close."""
+
+from __future__ import annotations
+
+import shutil
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from PIL import Image
+from PySide6.QtCore import QMimeData, QPointF, QSettings, Qt, QTimer, QUrl
+from PySide6.QtGui import QDropEvent
+
+from cnn_desktop.gui.main_window import MainWindow
+from cnn_desktop.gui.state import Settings
+from tests.bad_inputs import write_bad_input_corpus
+
+CATS = {"tabby", "tiger cat", "Egyptian cat"}
+COFFEE = {"espresso", "cup"}
+LOAD_TIMEOUT_MS = 30_000
+CLASSIFY_TIMEOUT_MS = 60_000
+BIG_BATCH = 150
+
+
+@pytest.fixture
+def window(qtbot, tmp_path: Path, default_bundle) -> MainWindow:  # noqa: ANN001
+    """A shown main window with isolated settings and the built-in model loaded."""
+    settings = Settings(QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat))
+    win = MainWindow(settings)
+    qtbot.addWidget(win)  # closed (and its runner shut down) at the end of the test
+    win.show()
+    qtbot.waitUntil(lambda: win.active_model is not None, timeout=LOAD_TIMEOUT_MS)
+    return win
+
+
+@pytest.fixture(scope="module")
+def big_batch(photos, tmp_path_factory: pytest.TempPathFactory) -> list[Path]:  # noqa: ANN001
+    """BIG_BATCH 800×600 JPEG photos (copies of four real ones)."""
+    folder = tmp_path_factory.mktemp("big_batch")
+    sources = []
+    for name in ("chelsea", "coffee", "rocket", "astronaut"):
+        source = folder / f"source_{name}.jpg"
+        Image.open(photos[name]).convert("RGB").resize((800, 600)).save(source, quality=90)
+        sources.append(source)
+    paths = []
+    for i in range(BIG_BATCH):
+        path = folder / "images" / f"img_{i:03d}.jpg"
+        path.parent.mkdir(exist_ok=True)
+        shutil.copyfile(sources[i % len(sources)], path)
+        paths.append(path)
+    return paths
+
+
+def drop(window: MainWindow, paths: list[Path]) -> QDropEvent:
+    """Drop ``paths`` on the window as a file manager would."""
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(str(p)) for p in paths])
+    event = QDropEvent(
+        QPointF(10, 10),
+        Qt.DropAction.CopyAction,
+        mime,
+        Qt.MouseButton.LeftButton,
+        Qt.KeyboardModifier.NoModifier,
+    )
+    window.dropEvent(event)
+    assert event.isAccepted()
+    return event
+
+
+def wait_all_classified(qtbot, window: MainWindow, count: int) -> None:  # noqa: ANN001
+    """Wait until ``count`` entries are listed, none pending, and no job is left."""
+
+    def done() -> bool:
+        entries = window.results.entries()
+        return (
+            len(entries) == count
+            and not any(e.pending for e in entries)
+            and not window.runner.active
+        )
+
+    qtbot.waitUntil(done, timeout=CLASSIFY_TIMEOUT_MS)
+
+
+def entry_named(window: MainWindow, name: str):  # noqa: ANN201
+    matches = [e for e in window.results.entries() if e.path.name == name]
+    assert len(matches) == 1, [e.path for e in window.results.entries()]
+    return matches[0]
+
+
+def errors(window: MainWindow) -> list[str]:
+    return [text for level, text in window.notifications.messages if level == "error"]
+
+
+def test_dropped_photo_is_classified_and_its_bars_shown(qtbot, window: MainWindow, photos):  # noqa: ANN001
+    ui_thread = threading.get_ident()
+    result_threads: list[int] = []
+    set_result = window.results.set_result
+
+    def recording_set_result(*args, **kwargs) -> None:  # noqa: ANN002, ANN003
+        result_threads.append(threading.get_ident())
+        set_result(*args, **kwargs)
+
+    window.results.set_result = recording_set_result
+    assert window.pages.currentIndex() == 0, "empty state first"
+
+    drop(window, [photos["chelsea"]])
+    wait_all_classified(qtbot, window, 1)
+
+    entry = window.results.entries()[0]
+    assert entry.path == photos["chelsea"]
+    assert entry.error is None
+    assert len(entry.predictions) == 5
+    assert entry.top1.label in CATS
+    assert result_threads == [ui_thread], "the model is only touched on the UI thread"
+
+    bars = window.bars.bar_values()
+    assert len(bars) == 5
+    assert bars[0][0] in CATS
+    assert [label for label, _ in bars] == [p.label for p in entry.predictions]
+    for (_, value), p in zip(bars, entry.predictions, strict=True):
+        assert value == pytest.approx(p.confidence, abs=0.001)
+    assert window.selected_name.text() == str(photos["chelsea"])
+
+    status = window.model_label.text()
+    assert "EfficientNet-Lite0" in status
+    assert "CPUExecutionProvider" in status
+    assert not errors(window)
+
+
+def test_several_images_and_a_folder_at_once(qtbot, window: MainWindow, photos, tmp_path):  # noqa: ANN001
+    folder = tmp_path / "holiday"
+    (folder / "day 2").mkdir(parents=True)
+    shutil.copy(photos["rocket"], folder / "rocket.png")
+    shutil.copy(photos["astronaut"], folder / "day 2" / "astronaut.png")
+    (folder / "readme.txt").write_text("not an image", encoding="utf-8")
+    assert window.pages.currentIndex() == 0
+
+    drop(window, [photos["chelsea"], photos["coffee_jpg"], folder])
+    wait_all_classified(qtbot, window, 4)
+
+    assert window.pages.currentIndex() == 1, "the gallery replaces the empty state"
+    entries = window.results.entries()
+    assert {e.path.name for e in entries} == {
+        "chelsea.png",
+        "coffee_photo.jpg",
+        "rocket.png",
+        "astronaut.png",
+    }
+    assert all(e.error is None and len(e.predictions) == 5 for e in entries)
+    assert entry_named(window, "chelsea.png").top1.label in CATS
+    assert entry_named(window, "coffee_photo.jpg").top1.label in COFFEE
+    assert all(e.thumbnail is not None and not e.thumbnail.isNull() for e in entries)
+    assert not window.progress.isVisible() and not window.cancel_button.isVisible()
+    assert not errors(window)
+
+
+def test_bad_files_are_reported_and_good_ones_classified(qtbot, window: MainWindow, photos, tmp_path):  # noqa: ANN001
+    corpus = {item.name: item for item in write_bad_input_corpus(tmp_path / "corpus")}
+    bad = ["notes.png", "truncated.jpg", "empty.jpg"]
+    dropped = [photos["chelsea"], *(tmp_path / "corpus" / name for name in bad), photos["coffee"]]
+
+    drop(window, dropped)
+    wait_all_classified(qtbot, window, len(dropped))
+
+    assert entry_named(window, "chelsea.png").top1.label in CATS
+    assert entry_named(window, "coffee.png").top1.label in COFFEE
+    for name in bad:
+        entry = entry_named(window, name)
+        assert entry.predictions == ()
+        assert entry.error is not None
+        assert corpus[name].error_contains in entry.error.lower()
+        assert any(name in text for text in errors(window)), (name, errors(window))
+    assert window.notifications.isVisible()
+
+
+def test_window_stays_responsive_while_classifying(qtbot, window: MainWindow, photos, tmp_path):  # noqa: ANN001
+    folder = tmp_path / "forty"
+    folder.mkdir()
+    names = ("chelsea", "coffee", "rocket", "astronaut", "coffee_jpg")
+    for i in range(40):
+        source = photos[names[i % len(names)]]
+        shutil.copyfile(source, folder / f"{i:02d}{source.suffix}")
+
+    ticks: list[float] = []
+    probe = QTimer()
+    probe.setInterval(10)
+    probe.timeout.connect(lambda: ticks.append(time.monotonic()))
+    probe.start()
+    qtbot.wait(50)
+    try:
+        drop(window, [folder])
+        wait_all_classified(qtbot, window, 40)
+    finally:
+        probe.stop()
+
+    assert all(e.error is None for e in window.results.entries())
+    gaps = [b - a for a, b in zip(ticks, ticks[1:], strict=False)]
+    assert len(ticks) > 20
+    assert max(gaps) < 0.5, f"the event loop stalled for {max(gaps):.3f} s"
+
+
+def test_cancel_stops_the_batch_within_a_second(qtbot, window: MainWindow, big_batch):  # noqa: ANN001
+    drop(window, [big_batch[0].parent])
+    qtbot.waitUntil(
+        lambda: any(not e.pending for e in window.results.entries()), timeout=CLASSIFY_TIMEOUT_MS
+    )
+    assert window.cancel_button.isVisible()
+
+    started = time.monotonic()
+    window.cancel_classification()
+    qtbot.waitUntil(lambda: not window.runner.active, timeout=1000)
+    assert window.runner.wait_for_idle(1.0)
+    assert time.monotonic() - started < 1.0
+
+    entries = window.results.entries()
+    assert len(entries) == BIG_BATCH
+    classified = [e for e in entries if not e.pending]
+    assert 0 < len(classified) < BIG_BATCH
+    assert all(e.error is None and e.predictions for e in classified)
+    assert not window.cancel_button.isVisible() and not window.progress.isVisible()
+    qtbot.wait(300)
+    assert sum(not e.pending for e in window.results.entries()) == len(classified), (
+        "no result arrives after cancelling"
+    )
+
+
+def test_garbage_onnx_dropped_keeps_the_previous_model(qtbot, window: MainWindow, photos, tmp_path):  # noqa: ANN001
+    previous = window.active_model
+    garbage = tmp_path / "downloaded.onnx"
+    garbage.write_bytes(b"<html>404 not found</html>" * 20)
+
+    drop(window, [garbage])
+    qtbot.waitUntil(lambda: bool(errors(window)), timeout=LOAD_TIMEOUT_MS)
+    qtbot.waitUntil(lambda: not window.runner.active, timeout=LOAD_TIMEOUT_MS)
+
+    assert window.active_model is previous
+    assert any("downloaded.onnx" in text for text in errors(window)), errors(window)
+    assert window.notifications.isVisible()
+    assert "EfficientNet-Lite0" in window.model_label.text()
+    assert window.results.entries() == [], "a model file is not listed as an image"
+
+    drop(window, [photos["chelsea"]])
+    wait_all_classified(qtbot, window, 1)
+    assert window.results.entries()[0].top1.label in CATS
+
+
+def decode_threads_alive() -> list[str]:
+    return [t.name for t in threading.enumerate() if t.name.startswith("decode")]
+
+
+def test_closing_during_a_batch_returns_promptly(qtbot, window: MainWindow, big_batch):  # noqa: ANN001
+    drop(window, [big_batch[0].parent])
+    qtbot.waitUntil(
+        lambda: any(not e.pending for e in window.results.entries()), timeout=CLASSIFY_TIMEOUT_MS
+    )
+    assert window.runner.active
+
+    started = time.monotonic()
+    assert window.close()
+    elapsed = time.monotonic() - started
+
+    assert elapsed < 5.0
+    assert not window.isVisible()
+    assert window.runner.wait_for_idle(0.1), "a worker thread is still running"
+    qtbot.waitUntil(lambda: not window.runner.active, timeout=1000)
+    assert not decode_threads_alive()
+    assert sum(not e.pending for e in window.results.entries()) < BIG_BATCH
