@@ -54,6 +54,17 @@ def _positive_int(text: str) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``cnn-desktop`` console script."""
+    try:
+        return _run(argv)
+    except BrokenPipeError:
+        # The reader went away (``cnn-desktop classify … | head``): stop quietly.
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_OK
+
+
+def _run(argv: Sequence[str] | None) -> int:
     args = build_parser().parse_args(argv)
     if args.command in (None, "gui"):
         from cnn_desktop.gui.app import run_app

@@ -113,13 +113,11 @@ def save_bundle(
         _write_file(staging / ONNX_FILE, proto.SerializeToString())
         _write_file(staging / SPEC_FILE, spec.to_json().encode("utf-8"))
         if weights is not None:
-            from safetensors.numpy import save_file
-
-            contiguous = {k: np.ascontiguousarray(v) for k, v in weights.items()}
-            save_file(contiguous, str(staging / WEIGHTS_FILE), metadata={"format": "np"})
+            _write_weights(staging / WEIGHTS_FILE, weights)
         for file_name, content in (extra_json or {}).items():
             text = json.dumps(content, indent=2, ensure_ascii=False)
             _write_file(staging / Path(file_name).name, text.encode("utf-8"))
+        _make_shareable(staging)
         _replace_folder(staging, target)
     except OSError as exc:
         shutil.rmtree(staging, ignore_errors=True)
@@ -128,6 +126,27 @@ def save_bundle(
         shutil.rmtree(staging, ignore_errors=True)
         raise
     return load_bundle(target)
+
+
+def _write_weights(path: Path, weights: Mapping[str, np.ndarray]) -> None:
+    from safetensors.numpy import save_file
+
+    try:
+        contiguous = {k: np.ascontiguousarray(v) for k, v in weights.items()}
+        save_file(contiguous, str(path), metadata={"format": "np"})
+    except OSError:
+        raise
+    except Exception as exc:  # safetensors raises its own error type, I/O failures included
+        raise OSError(f"weights could not be written: {exc}") from exc
+
+
+def _make_shareable(folder: Path) -> None:
+    """Give the bundle the permissions of a normally created folder (mkdtemp makes it 0700)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(folder, 0o777 & ~umask)
+    for child in folder.iterdir():
+        os.chmod(child, 0o666 & ~umask)
 
 
 def _write_file(path: Path, data: bytes) -> None:

@@ -62,13 +62,24 @@ def export_onnx(
 
 def layer_output_name(proto: onnx.ModelProto, module_path: str) -> str | None:
     """The ONNX tensor a module produced: the last node in that module's export scope."""
-    parts = module_path.split(".")
-    scope = "/model/" + "/".join(".".join(parts[: i + 1]) for i in range(len(parts))) + "/"
+    scope = "/model/" + "/".join(_scope_components(module_path)) + "/"
     found = None
     for node in proto.graph.node:
         if node.name.startswith(scope) and node.output:
             found = node.output[0]
     return found
+
+
+def _scope_components(module_path: str) -> list[str]:
+    """The exporter's scope names: a named child keeps its name; a numbered child (in a
+    Sequential/ModuleList) is prefixed by its parent's scope name, the root's being ``model``."""
+    components: list[str] = []
+    parent = "model"
+    for part in module_path.split("."):
+        name = f"{parent}.{part}" if part.isdigit() else part
+        components.append(name)
+        parent = name
+    return components
 
 
 def _with_softmax_class() -> type:

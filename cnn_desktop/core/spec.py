@@ -8,6 +8,7 @@ derived from the spec for every backend.
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -164,6 +165,8 @@ class ModelSpec:
             )
         channels = data["channels"]
         for key in ("mean", "std"):
+            if not all(math.isfinite(v) for v in data[key]):
+                raise SpecError(f"model spec '{key}' has a value that is not a finite number")
             if len(data[key]) != channels:
                 raise SpecError(
                     f"model spec '{key}' has {len(data[key])} values for {channels} channels"
@@ -174,7 +177,10 @@ class ModelSpec:
         kwargs["input_size"] = (int(data["input_size"][0]), int(data["input_size"][1]))
         kwargs["mean"] = tuple(float(v) for v in data["mean"])
         kwargs["std"] = tuple(float(v) for v in data["std"])
-        kwargs["layers"] = tuple(LayerRef(**layer) for layer in data.get("layers", []))
+        kwargs["layers"] = tuple(
+            LayerRef(name=layer["name"], onnx_output=layer.get("onnx_output", ""))
+            for layer in data.get("layers", [])
+        )
         return cls(**kwargs)
 
     @classmethod

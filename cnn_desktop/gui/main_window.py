@@ -49,7 +49,9 @@ class MainWindow(QMainWindow):
         self.results = ResultsModel(self)
         self.active_model: ActiveModel | None = None
         self._waiting_inputs: list[Path] = []
-        self._classify_task: TaskHandle | None = None
+        self._classify_tasks: set[TaskHandle] = set()
+        # Bumped by "Clear": results still queued from older batches are dropped.
+        self._generation = 0
         self._build_ui()
         self._build_menus()
         self._restore_geometry()
@@ -183,15 +185,19 @@ class MainWindow(QMainWindow):
         self.progress.setValue(0)
         self.progress.setVisible(True)
         self.cancel_button.setVisible(True)
-        self._classify_task = self.runner.submit(
+        generation = self._generation
+        handle = self.runner.submit(
             "Classify",
             jobs.classify_inputs(inputs, model, self.settings.top_k),
-            on_item=self._on_classify_item,
+            on_item=lambda item: self._on_classify_item(item, generation),
             on_progress=lambda f, _m: self.progress.setValue(round(f * 1000)),
-            on_finished=self._classify_finished,
         )
+        handle.finished.connect(lambda: self._classify_finished(handle))
+        self._classify_tasks.add(handle)
 
-    def _on_classify_item(self, item: object) -> None:
+    def _on_classify_item(self, item: object, generation: int) -> None:
+        if generation != self._generation:
+            return
         if isinstance(item, jobs.Listed):
             self.results.add_pending(item.paths)
             for path, reason in item.problems:
@@ -206,19 +212,22 @@ class MainWindow(QMainWindow):
             if item.error is not None:
                 self.notifications.error(f"{item.path.name}: {item.error}")
 
-    def _classify_finished(self) -> None:
-        self.progress.setVisible(False)
-        self.cancel_button.setVisible(False)
-        self._classify_task = None
+    def _classify_finished(self, handle: TaskHandle) -> None:
+        self._classify_tasks.discard(handle)
+        if not self._classify_tasks:
+            self.progress.setVisible(False)
+            self.cancel_button.setVisible(False)
 
     def cancel_classification(self) -> None:
-        """Stop the running batch; finished results stay."""
-        if self._classify_task is not None:
-            self._classify_task.cancel()
+        """Stop every running batch; finished results stay."""
+        for handle in self._classify_tasks:
+            handle.cancel()
 
     def clear_images(self) -> None:
         """Forget every image."""
         self.cancel_classification()
+        self._generation += 1
+        self._waiting_inputs = []
         self.results.clear()
         self.preview.set_image(None)
         self.bars.set_predictions(())

@@ -23,7 +23,7 @@ PROGRESS_MARK = "Classifying"
 
 
 @pytest.fixture(scope="module", autouse=True)
-def _model_cached(default_bundle) -> None:  # noqa: ANN001
+def _model_cached(default_bundle) -> None:
     """Build the default model into the shared test cache once, before any subprocess runs."""
 
 
@@ -67,7 +67,7 @@ def assert_predictions(record: dict, top_k: int) -> list[dict]:
     return predictions
 
 
-def test_json_output_names_a_cat_and_an_espresso(photos):  # noqa: ANN001
+def test_json_output_names_a_cat_and_an_espresso(photos):
     result = run_cli(
         "classify", photos["chelsea"], photos["coffee"], "--format", "json", "--top-k", "3"
     )
@@ -82,7 +82,7 @@ def test_json_output_names_a_cat_and_an_espresso(photos):  # noqa: ANN001
 
 
 def test_csv_output_parses_with_one_row_per_class_and_errors_in_their_column(
-    photos,  # noqa: ANN001
+    photos,
     tmp_path: Path,
 ):
     missing = tmp_path / "gone.jpg"
@@ -104,7 +104,7 @@ def test_csv_output_parses_with_one_row_per_class_and_errors_in_their_column(
     assert len(body) == 3
 
 
-def test_table_output_prints_percentages(photos):  # noqa: ANN001
+def test_table_output_prints_percentages(photos):
     result = run_cli("classify", photos["chelsea"], "--top-k", "4")
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
@@ -118,7 +118,7 @@ def test_table_output_prints_percentages(photos):  # noqa: ANN001
 
 
 def test_bad_input_corpus_in_one_batch_reports_each_bad_file_and_classifies_the_rest(
-    photos,  # noqa: ANN001
+    photos,
     tmp_path: Path,
 ):
     folder = tmp_path / "mixed"
@@ -151,7 +151,7 @@ def test_bad_input_corpus_in_one_batch_reports_each_bad_file_and_classifies_the_
     assert f"{broken} of {len(records)} could not be classified" in result.stderr
 
 
-def test_progress_bar_for_many_images_unless_quiet(photos):  # noqa: ANN001
+def test_progress_bar_for_many_images_unless_quiet(photos):
     five = [photos[name] for name in ("chelsea", "coffee", "rocket", "astronaut", "coffee_jpg")]
     many = run_cli("classify", *five, "--format", "json")
     assert many.returncode == 0, many.stderr
@@ -187,7 +187,7 @@ def test_bad_usage_exits_2_with_a_usage_message(args: list[str]):
     assert result.stdout == ""
 
 
-def test_garbage_onnx_model_is_a_one_line_error(photos, tmp_path: Path):  # noqa: ANN001
+def test_garbage_onnx_model_is_a_one_line_error(photos, tmp_path: Path):
     garbage = tmp_path / "model.onnx"
     garbage.write_bytes(b"this is not a protobuf \x00\xff\x10" * 40)
     result = run_cli("classify", photos["chelsea"], "--model", garbage)
@@ -200,18 +200,20 @@ def test_garbage_onnx_model_is_a_one_line_error(photos, tmp_path: Path):  # noqa
     assert result.stdout == ""
 
 
-def test_missing_model_file_is_a_usage_error(photos, tmp_path: Path):  # noqa: ANN001
+def test_missing_model_file_is_a_usage_error(photos, tmp_path: Path):
     result = run_cli("classify", photos["chelsea"], "--model", tmp_path / "none.onnx")
     assert result.returncode == 2
     assert result.stderr.startswith("cnn-desktop: error:")
     assert "Traceback" not in result.stderr
 
 
-def test_missing_path_is_reported_and_does_not_stop_the_others(photos, tmp_path: Path):  # noqa: ANN001
+def test_missing_path_is_reported_and_does_not_stop_the_others(photos, tmp_path: Path):
     missing = tmp_path / "nowhere" / "cat.jpg"
     alone = run_cli("classify", missing, "--format", "json")
     assert alone.returncode == 1
-    assert json_records(alone.stdout) == {str(missing): {"path": str(missing), "error": "file not found"}}
+    assert json_records(alone.stdout) == {
+        str(missing): {"path": str(missing), "error": "file not found"}
+    }
     assert "Traceback" not in alone.stderr
 
     mixed = run_cli("classify", missing, photos["chelsea"], "--format", "json", "--top-k", "1")
@@ -221,7 +223,7 @@ def test_missing_path_is_reported_and_does_not_stop_the_others(photos, tmp_path:
     assert assert_predictions(records[str(photos["chelsea"])], 1)[0]["label"] in CATS
 
 
-def test_torch_backend_agrees_with_onnx(photos):  # noqa: ANN001
+def test_torch_backend_agrees_with_onnx(photos):
     images = [photos["chelsea"], photos["coffee"]]
     onnx = json_records(run_cli("classify", *images, "--format", "json", "--top-k", "1").stdout)
     torch = run_cli("classify", *images, "--format", "json", "--top-k", "1", "--backend", "torch")
@@ -259,7 +261,7 @@ print("VERDICT", code, "imported:" + (",".join(heavy) or "none"), label)
 """
 
 
-def test_onnx_classification_never_imports_torch(photos):  # noqa: ANN001
+def test_onnx_classification_never_imports_torch(photos):
     result = subprocess.run(
         [sys.executable, "-c", NO_TORCH_PROBE, str(photos["chelsea"])],
         cwd=REPO_ROOT,
@@ -275,3 +277,24 @@ def test_onnx_classification_never_imports_torch(photos):  # noqa: ANN001
     assert code == "0"
     assert imported == "imported:none"
     assert label in CATS
+
+
+def test_output_piped_into_head_ends_quietly(photos, tmp_path: Path):
+    for i in range(40):
+        shutil.copyfile(photos["chelsea"], tmp_path / f"cat_{i:02d}.png")
+    args = ["classify", str(tmp_path), "--format", "json", "--quiet", "--batch-size", "1"]
+    process = subprocess.Popen(
+        [sys.executable, "-m", "cnn_desktop", *args],
+        cwd=REPO_ROOT,
+        env=dict(os.environ),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert process.stdout is not None and process.stderr is not None
+    first = process.stdout.readline()
+    process.stdout.close()  # what `| head -1` does after one line
+    stderr = process.stderr.read()
+    process.wait(timeout=60)
+    assert json.loads(first)["path"].endswith("cat_00.png")
+    assert "Traceback" not in stderr and "BrokenPipeError" not in stderr, stderr

@@ -284,13 +284,23 @@ def test_missing_file(tmp_path: Path) -> None:
         load_image(tmp_path / "gone.jpg")
 
 
-@pytest.mark.skipif(
-    sys.platform == "win32" or os.geteuid() == 0, reason="needs POSIX permissions, not root"
-)
-def test_unreadable_file(tmp_path: Path) -> None:
+def test_unreadable_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A file the user may not read gives 'permission denied', not a crash."""
     path = tmp_path / "secret.png"
     Image.new("RGB", (4, 4)).save(path)
     path.chmod(0)
+    if os.geteuid() == 0 or sys.platform == "win32":
+        # Root reads anything: make the open fail as it does for an ordinary user.
+        import builtins
+
+        real_open = builtins.open
+
+        def refusing_open(file, *args, **kwargs):
+            if Path(file) == path:
+                raise PermissionError(13, "Permission denied", str(file))
+            return real_open(file, *args, **kwargs)
+
+        monkeypatch.setattr(builtins, "open", refusing_open)
     with pytest.raises(ImageLoadError, match="permission denied"):
         load_image(path)
 
