@@ -33,7 +33,11 @@ def build_parser() -> argparse.ArgumentParser:
     classify.add_argument("--top-k", type=_positive_int, default=5, help="classes per image")
     classify.add_argument("--backend", choices=("onnx", "torch"), default="onnx")
     classify.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
-    classify.add_argument("--batch-size", type=_positive_int, default=32)
+    classify.add_argument(
+        "--batch-size",
+        type=_positive_int,
+        help="images per inference call (default: 8 on CPU, 32 on GPU)",
+    )
     classify.add_argument("--format", choices=("table", "json", "csv"), default="table")
     classify.add_argument("--quiet", action="store_true", help="no progress bar")
 

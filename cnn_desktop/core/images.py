@@ -182,8 +182,10 @@ def _quietly(func: Callable[..., T], *args: object) -> T:
 
 
 def _to_rgb(im: Image.Image) -> Image.Image:
-    """Convert a loaded image of any Pillow mode to a new 8-bit RGB image."""
+    """Convert a loaded image of any Pillow mode to 8-bit RGB (RGB images are kept as is)."""
     mode = im.mode
+    if mode == "RGB" and "transparency" not in im.info:
+        return im
     if mode in ("I", "F") or mode.startswith("I;16"):
         return Image.fromarray(_to_uint8(im), "L").convert("RGB")
     if mode == "La":

@@ -24,7 +24,10 @@ from cnn_desktop.core.preprocess import decode_min_side, preprocess_image
 from cnn_desktop.core.spec import ModelSpec
 from cnn_desktop.core.tasks import CancelToken, ProgressCallback, no_progress
 
-DEFAULT_BATCH_SIZE = 32
+# Measured on a 2-core CPU (benchmarks/bench_classify.py): small batches keep both cores busy
+# to the end of a folder; a GPU wants larger ones.
+CPU_BATCH_SIZE = 8
+GPU_BATCH_SIZE = 32
 _Decoded = tuple[np.ndarray, "Image.Image | None"]
 
 
@@ -82,8 +85,13 @@ def classify_image(
     return top_predictions(probabilities, classifier.spec.class_names, top_k)
 
 
-def default_decode_threads() -> int:
-    """Decoder threads: one per core, at most 8."""
+def suggested_batch_size(classifier: Classifier) -> int:
+    """The batch size that classifies fastest on the classifier's device."""
+    return GPU_BATCH_SIZE if classifier.uses_gpu else CPU_BATCH_SIZE
+
+
+def default_workers() -> int:
+    """Pipeline workers: one per core, at most 8."""
     return min(8, cpu_threads())
 
 
@@ -101,20 +109,25 @@ def classify_paths(
     classifier: Classifier,
     *,
     top_k: int = 5,
-    batch_size: int = DEFAULT_BATCH_SIZE,
-    decode_threads: int | None = None,
+    batch_size: int | None = None,
+    workers: int | None = None,
     thumbnail_size: int | None = None,
     progress: ProgressCallback = no_progress,
     cancel: CancelToken | None = None,
 ) -> Iterator[ImageResult]:
     """Classify image files, yielding one :class:`ImageResult` per path, in order.
 
+    Each worker takes the next batch of paths, decodes it and runs the model on it; with one
+    worker per core (and single-threaded ONNX Runtime sessions on the CPU) one core decodes
+    while another infers, with no oversubscription. At most ``workers + 1`` batches are in
+    flight, so memory stays flat for folders of any size.
+
     Args:
         paths: Image files (expand folders first with ``collect_image_paths``).
         classifier: A backend from ``open_classifier``.
         top_k: How many classes to report per image.
-        batch_size: Images per inference call.
-        decode_threads: Decoder threads (default: one per core).
+        batch_size: Images per inference call (default: :func:`suggested_batch_size`).
+        workers: Batches processed at once (default: one per core).
         thumbnail_size: When set, each result carries a thumbnail this many pixels wide
             (made from the same decode).
         progress: Called with (fraction done, message) after each batch.
@@ -122,53 +135,58 @@ def classify_paths(
     """
     items = [Path(p) for p in paths]
     total = len(items)
-    batch_size = max(1, batch_size)
-    lookahead = 2 * batch_size
+    batch_size = max(1, batch_size or suggested_batch_size(classifier))
+    batches = (items[i : i + batch_size] for i in range(0, total, batch_size))
+    workers = workers or default_workers()
+    halt = CancelToken()  # set when the caller stops iterating, so workers stop too
     done = 0
-    with ThreadPoolExecutor(decode_threads or default_decode_threads(), "decode") as pool:
-        pending: deque[tuple[Path, Future[_Decoded]]] = deque()
-        upcoming = iter(items)
-        window: list[tuple[Path, _Decoded | str]] = []
+
+    def run_batch(batch: list[Path]) -> list[ImageResult]:
+        decoded: list[tuple[Path, _Decoded | str]] = []
+        for path in batch:
+            halt.raise_if_cancelled()
+            if cancel is not None:
+                cancel.raise_if_cancelled()
+            decoded.append((path, _decode_or_error(path, classifier.spec, thumbnail_size)))
+        return list(_predict_batch(decoded, classifier, top_k))
+
+    with ThreadPoolExecutor(workers, "classify") as pool:
+        pending: deque[Future[list[ImageResult]]] = deque()
         try:
             while True:
-                while len(pending) < lookahead and (path := next(upcoming, None)) is not None:
-                    pending.append(
-                        (path, pool.submit(_decode, path, classifier.spec, thumbnail_size))
-                    )
+                while len(pending) <= workers and (batch := next(batches, None)) is not None:
+                    pending.append(pool.submit(run_batch, batch))
                 if not pending:
                     break
                 if cancel is not None:
                     cancel.raise_if_cancelled()
-                path, future = pending.popleft()
-                window.append((path, _result_or_error(future)))
-                ready = sum(1 for _, item in window if not isinstance(item, str))
-                if ready >= batch_size or not pending:
-                    yield from _flush(window, classifier, top_k)
-                    done += len(window)
-                    window = []
-                    progress(done / total, f"{done}/{total} images")
+                results = pending.popleft().result()
+                yield from results
+                done += len(results)
+                progress(done / total, f"{done}/{total} images")
         finally:
-            for _, future in pending:
+            halt.cancel()
+            for future in pending:
                 future.cancel()
 
 
-def _result_or_error(future: Future[_Decoded]) -> _Decoded | str:
+def _decode_or_error(path: Path, spec: ModelSpec, thumbnail_size: int | None) -> _Decoded | str:
     try:
-        return future.result()
+        return _decode(path, spec, thumbnail_size)
     except ImageLoadError as exc:
         return str(exc)
     except (OSError, ValueError, MemoryError) as exc:
         return f"could not read image: {exc}"
 
 
-def _flush(
-    window: list[tuple[Path, _Decoded | str]], classifier: Classifier, top_k: int
+def _predict_batch(
+    decoded: list[tuple[Path, _Decoded | str]], classifier: Classifier, top_k: int
 ) -> Iterator[ImageResult]:
-    tensors = [item[0] for _, item in window if not isinstance(item, str)]
+    tensors = [item[0] for _, item in decoded if not isinstance(item, str)]
     probabilities = classifier.predict(np.stack(tensors)) if tensors else np.empty((0, 0))
     names = classifier.spec.class_names
     row = 0
-    for path, item in window:
+    for path, item in decoded:
         if isinstance(item, str):
             yield ImageResult(path=path, error=item)
         else:

@@ -50,13 +50,16 @@ def fit_image(image: Image.Image, spec: ModelSpec) -> Image.Image:
 
 def to_tensor(image: Image.Image, spec: ModelSpec) -> np.ndarray:
     """A fitted image as a normalised float32 ``[C, H, W]`` array."""
-    pixels = np.asarray(image, dtype=np.float32)
+    pixels = np.asarray(image, dtype=np.uint8)
     if pixels.ndim == 2:
         pixels = pixels[:, :, None]
     std = np.asarray(spec.std, dtype=np.float32)
-    scale = 1.0 / (255.0 * std)
-    offset = np.asarray(spec.mean, dtype=np.float32) / std
-    return np.ascontiguousarray((pixels * scale - offset).transpose(2, 0, 1))
+    scale = (1.0 / (255.0 * std))[:, None, None]
+    offset = (np.asarray(spec.mean, dtype=np.float32) / std)[:, None, None]
+    out = np.empty((pixels.shape[2], pixels.shape[0], pixels.shape[1]), dtype=np.float32)
+    np.multiply(pixels.transpose(2, 0, 1), scale, out=out)
+    out -= offset
+    return out
 
 
 def preprocess_image(image: Image.Image, spec: ModelSpec) -> np.ndarray:

@@ -53,7 +53,9 @@ def load_model(model_path: str | None, backend: str, device: str):
     return job
 
 
-def classify_inputs(inputs: Sequence[Path], model: ActiveModel, top_k: int, batch_size: int = 16):
+def classify_inputs(
+    inputs: Sequence[Path], model: ActiveModel, top_k: int, batch_size: int | None = None
+):
     """A job that expands files/folders, then streams :class:`Listed` and :class:`Classified`."""
 
     def job(context: TaskContext) -> int:

@@ -263,8 +263,8 @@ def test_garbage_onnx_dropped_keeps_the_previous_model(qtbot, window: MainWindow
     assert window.results.entries()[0].top1.label in CATS
 
 
-def decode_threads_alive() -> list[str]:
-    return [t.name for t in threading.enumerate() if t.name.startswith("decode")]
+def pipeline_threads_alive() -> list[str]:
+    return [t.name for t in threading.enumerate() if t.name.startswith("classify")]
 
 
 def test_closing_during_a_batch_returns_promptly(qtbot, window: MainWindow, big_batch):
@@ -280,7 +280,7 @@ def test_closing_during_a_batch_returns_promptly(qtbot, window: MainWindow, big_
     assert not window.isVisible()
     assert window.runner.wait_for_idle(0.1), "a worker thread is still running"
     qtbot.waitUntil(lambda: not window.runner.active, timeout=1000)
-    assert not decode_threads_alive()
+    assert not pipeline_threads_alive()
     assert sum(not e.pending for e in window.results.entries()) < BIG_BATCH
 
 

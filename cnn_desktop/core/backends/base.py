@@ -24,11 +24,13 @@ class Classifier(Protocol):
         backend: ``"onnx"`` or ``"torch"``.
         device: What actually runs the model, e.g. ``"CPUExecutionProvider"`` or
             ``"cuda:0 (NVIDIA H100)"``.
+        uses_gpu: Whether that is a GPU.
     """
 
     spec: ModelSpec
     backend: str
     device: str
+    uses_gpu: bool
 
     def predict(self, batch: np.ndarray) -> np.ndarray:
         """Class probabilities ``[N, classes]`` for a float32 batch ``[N, C, H, W]``."""

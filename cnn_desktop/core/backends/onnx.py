@@ -10,7 +10,7 @@ import onnxruntime as ort
 
 from cnn_desktop.core.backends.base import BackendError, softmax
 from cnn_desktop.core.bundle import ModelBundle
-from cnn_desktop.core.devices import GPU_PROVIDERS, cpu_threads, onnx_provider_status
+from cnn_desktop.core.devices import GPU_PROVIDERS, onnx_provider_status
 
 
 def choose_providers(device: str) -> list[str]:
@@ -28,11 +28,18 @@ def choose_providers(device: str) -> list[str]:
     return [*working, "CPUExecutionProvider"]
 
 
-def session_options(threads: int | None = None) -> ort.SessionOptions:
-    """Session options tuned for this machine."""
+def session_options(threads: int = 1) -> ort.SessionOptions:
+    """Session options: ``threads`` intra-op threads, no spinning between calls.
+
+    The prediction pipeline runs one batch per core at once, so on the CPU each call gets one
+    thread (measured faster than one call spread over every core: see
+    ``benchmarks/bench_classify.py``).
+    """
     options = ort.SessionOptions()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    options.intra_op_num_threads = threads or cpu_threads()
+    options.intra_op_num_threads = max(1, threads)
+    options.inter_op_num_threads = 1
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     options.log_severity_level = 3
     return options
 
@@ -42,9 +49,7 @@ class OnnxClassifier:
 
     backend = "onnx"
 
-    def __init__(
-        self, bundle: ModelBundle, device: str = "auto", threads: int | None = None
-    ) -> None:
+    def __init__(self, bundle: ModelBundle, device: str = "auto", threads: int = 1) -> None:
         self.bundle = bundle
         self.spec = bundle.spec
         providers = choose_providers(device)
@@ -60,6 +65,7 @@ class OnnxClassifier:
                 f"ONNX Runtime cannot load {bundle.onnx_path.name}: {first_line}"
             ) from None
         self.device = self.session.get_providers()[0]
+        self.uses_gpu = self.device in GPU_PROVIDERS
 
     def predict(self, batch: np.ndarray) -> np.ndarray:
         """Class probabilities ``[N, classes]`` for a float32 batch ``[N, C, H, W]``."""

@@ -72,6 +72,7 @@ class TorchClassifier:
         self.torch_device = torch_device(device)
         self.model = load_torch_model(bundle).to(self.torch_device)
         self.device = describe_device(self.torch_device)
+        self.uses_gpu = self.torch_device.type != "cpu"
 
     def predict(self, batch: np.ndarray) -> np.ndarray:
         """Class probabilities ``[N, classes]`` for a float32 batch ``[N, C, H, W]``."""
