@@ -1,13 +1,16 @@
-"""The main window: drop images, see what the model thinks of each."""
+"""The main window: a gallery of dropped images, what the model thinks of each, and why."""
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
-from PySide6.QtCore import QByteArray, Qt, QTimer
-from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QImage, QKeySequence
+import platformdirs
+from PySide6.QtCore import QByteArray, QModelIndex, Qt
+from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QGuiApplication
 from PySide6.QtWidgets import (
     QFileDialog,
+    QInputDialog,
     QLabel,
     QListView,
     QMainWindow,
@@ -16,6 +19,7 @@ from PySide6.QtWidgets import (
     QPushButton,
     QSplitter,
     QStackedWidget,
+    QTabWidget,
     QVBoxLayout,
     QWidget,
 )
@@ -23,19 +27,26 @@ from PySide6.QtWidgets import (
 from cnn_desktop.core.bundle import BUNDLE_SUFFIX
 from cnn_desktop.core.images import IMAGE_EXTENSIONS
 from cnn_desktop.gui import jobs
-from cnn_desktop.gui.results_model import ResultsModel
+from cnn_desktop.gui.batch_panel import BatchPanel
+from cnn_desktop.gui.explain_panel import ExplainPanel
+from cnn_desktop.gui.gallery_filter import GalleryFilterBar, GalleryFilterModel
+from cnn_desktop.gui.menus import build_menus
+from cnn_desktop.gui.results_model import EntryRole, ImageEntry, ResultsModel
 from cnn_desktop.gui.runner import TaskHandle, TaskRunner
 from cnn_desktop.gui.state import ActiveModel, Settings
 from cnn_desktop.gui.widgets.gallery_delegate import GalleryDelegate
-from cnn_desktop.gui.widgets.image_preview import ImagePreview
 from cnn_desktop.gui.widgets.notifications import NotificationArea
-from cnn_desktop.gui.widgets.prediction_bars import PredictionBars
 
-EMPTY_HINT = "Drop images or folders here\n\nor use File → Open Images… (Ctrl+O)"
+EMPTY_HINT = (
+    "Drop images or folders here\n\n"
+    "or use File → Open Images… (Ctrl+O), File → Open Folder… (Ctrl+Shift+O),\n"
+    "or paste an image (Ctrl+V)"
+)
+PAGES = {"gallery": 0, "table": 1}
 
 
 class MainWindow(QMainWindow):
-    """Gallery of classified images with the selected one's top-K classes."""
+    """Gallery of classified images; the selected one's classes, feature maps and CAM."""
 
     def __init__(self, settings: Settings | None = None, model_path: str | None = None) -> None:
         super().__init__()
@@ -48,19 +59,25 @@ class MainWindow(QMainWindow):
         )
         self.results = ResultsModel(self)
         self.active_model: ActiveModel | None = None
+        self._model_path: str | None = model_path
         self._waiting_inputs: list[Path] = []
         self._classify_tasks: set[TaskHandle] = set()
         # Bumped by "Clear": results still queued from older batches are dropped.
         self._generation = 0
         self._build_ui()
-        self._build_menus()
+        self.actions_ = build_menus(self)
+        self._sync_backend_actions()
         self._restore_geometry()
         self.open_model(model_path)
 
     # ----- layout -------------------------------------------------------------------------
     def _build_ui(self) -> None:
+        self.notifications = NotificationArea(self)
+        self.filter_model = GalleryFilterModel(self)
+        self.filter_model.setSourceModel(self.results)
+        self.filter_bar = GalleryFilterBar(self.filter_model, self)
         self.gallery = QListView(self)
-        self.gallery.setModel(self.results)
+        self.gallery.setModel(self.filter_model)
         self.gallery.setViewMode(QListView.ViewMode.IconMode)
         self.gallery_delegate = GalleryDelegate(jobs.THUMBNAIL_SIZE, self.gallery)
         self.gallery.setItemDelegate(self.gallery_delegate)
@@ -69,34 +86,48 @@ class MainWindow(QMainWindow):
         self.gallery.setUniformItemSizes(True)
         self.gallery.setSpacing(4)
         self.gallery.setMovement(QListView.Movement.Static)
+        self.gallery.setLayoutMode(QListView.LayoutMode.Batched)
+        self.gallery.setBatchSize(200)
         self.gallery.selectionModel().currentChanged.connect(lambda *_: self._show_selected())
         self.results.dataChanged.connect(self._on_results_changed)
 
-        self.preview = ImagePreview("Select an image", self)
-        self.selected_name = QLabel(self)
-        self.selected_name.setWordWrap(True)
-        self.bars = PredictionBars(self)
-        detail = QWidget(self)
-        detail_layout = QVBoxLayout(detail)
-        detail_layout.addWidget(self.preview, 1)
-        detail_layout.addWidget(self.selected_name)
-        detail_layout.addWidget(self.bars)
+        gallery_page = QWidget(self)
+        gallery_layout = QVBoxLayout(gallery_page)
+        gallery_layout.setContentsMargins(0, 0, 0, 0)
+        gallery_layout.addWidget(self.filter_bar)
+        gallery_layout.addWidget(self.gallery, 1)
+        self.batch_panel = BatchPanel(self.results, self.runner, self)
+        self.batch_panel.message.connect(self.notifications.info)
+        self.batch_panel.error.connect(self.notifications.error)
+        self.batch_panel.files_moved.connect(
+            lambda pairs: [self.results.relocate(old, new) for old, new in pairs]
+        )
+        self.batch_panel.export_csv_action.setShortcut("Ctrl+E")
+        self.batch_panel.sort_action.setShortcut("Ctrl+Shift+E")
+        self.batch_panel.last_folder = self.settings.last_folder
+        self.left_tabs = QTabWidget(self)
+        self.left_tabs.addTab(gallery_page, "Gallery")
+        self.left_tabs.addTab(self.batch_panel, "Results Table")
+
+        self.explain = ExplainPanel(self.runner, self.settings, self)
+        self.explain.error.connect(self.notifications.error)
+        self.bars = self.explain.bars
 
         splitter = QSplitter(self)
-        splitter.addWidget(self.gallery)
-        splitter.addWidget(detail)
-        splitter.setStretchFactor(0, 3)
-        splitter.setStretchFactor(1, 2)
+        splitter.addWidget(self.left_tabs)
+        splitter.addWidget(self.explain)
+        splitter.setStretchFactor(0, 1)
+        splitter.setStretchFactor(1, 1)
+        splitter.setSizes([700, 580])
         self.splitter = splitter
 
         self.empty_state = QLabel(EMPTY_HINT, self)
         self.empty_state.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        self.empty_state.setStyleSheet("font-size: 18px; color: palette(placeholder-text);")
+        self.empty_state.setStyleSheet("font-size: 17px; color: palette(placeholder-text);")
         self.pages = QStackedWidget(self)
         self.pages.addWidget(self.empty_state)
         self.pages.addWidget(splitter)
 
-        self.notifications = NotificationArea(self)
         central = QWidget(self)
         layout = QVBoxLayout(central)
         layout.setContentsMargins(0, 0, 0, 0)
@@ -109,34 +140,29 @@ class MainWindow(QMainWindow):
         self.progress.setMaximumWidth(220)
         self.progress.setRange(0, 1000)
         self.progress.setVisible(False)
+        self.progress_label = QLabel(self)
+        self.progress_label.setVisible(False)
         self.cancel_button = QPushButton("Cancel", self)
         self.cancel_button.setVisible(False)
         self.cancel_button.clicked.connect(self.cancel_classification)
         self.statusBar().addWidget(self.model_label, 1)
+        self.statusBar().addPermanentWidget(self.progress_label)
         self.statusBar().addPermanentWidget(self.progress)
         self.statusBar().addPermanentWidget(self.cancel_button)
 
-    def _build_menus(self) -> None:
-        file_menu = self.menuBar().addMenu("&File")
-        self._action(file_menu, "&Open Images…", QKeySequence.StandardKey.Open, self.choose_images)
-        self._action(file_menu, "Open &Folder…", "Ctrl+Shift+O", self.choose_folder)
-        self._action(file_menu, "Open &Model…", "Ctrl+M", self.choose_model)
-        self._action(
-            file_menu, "Use &Built-in Model", "Ctrl+Shift+M", lambda: self.open_model(None)
-        )
-        file_menu.addSeparator()
-        self._action(file_menu, "&Clear Images", "Ctrl+Shift+Backspace", self.clear_images)
-        file_menu.addSeparator()
-        self._action(file_menu, "&Quit", QKeySequence.StandardKey.Quit, self.close)
-        help_menu = self.menuBar().addMenu("&Help")
-        self._action(help_menu, "&About cnn-desktop", "F1", self.show_about)
+    def batch_actions(self) -> list[QAction]:
+        """Results-table actions for the File menu."""
+        return [self.batch_panel.export_csv_action, self.batch_panel.sort_action]
 
-    def _action(self, menu, text, shortcut, slot) -> QAction:
-        action = QAction(text, self)
-        action.setShortcut(QKeySequence(shortcut))
-        action.triggered.connect(slot)
-        menu.addAction(action)
-        return action
+    def show_page(self, name: str) -> None:
+        """Show the gallery or the results table."""
+        self.pages.setCurrentIndex(1)
+        self.left_tabs.setCurrentIndex(PAGES[name])
+
+    def show_detail(self, name: str) -> None:
+        """Show the prediction, feature-map or model tab of the right panel."""
+        self.pages.setCurrentIndex(1)
+        self.explain.show_tab(name)
 
     # ----- model --------------------------------------------------------------------------
     def open_model(self, path: str | None) -> TaskHandle:
@@ -151,11 +177,30 @@ class MainWindow(QMainWindow):
             on_error=self._model_failed,
         )
 
+    def set_backend(self, backend: str) -> None:
+        """Switch between ONNX Runtime and PyTorch without restarting."""
+        self.settings.backend = backend
+        self._sync_backend_actions()
+        self.open_model(self._model_path)
+
+    def set_device(self, device: str) -> None:
+        """Switch between automatic, CPU and CUDA without restarting."""
+        self.settings.device = device
+        self._sync_backend_actions()
+        self.open_model(self._model_path)
+
+    def _sync_backend_actions(self) -> None:
+        self.actions_.backend[self.settings.backend].setChecked(True)
+        self.actions_.device[self.settings.device].setChecked(True)
+
     def _model_ready(self, model: ActiveModel, path: str | None) -> None:
         self.active_model = model
+        self._model_path = path
         self.model_label.setText(model.status_text())
+        self.model_label.setToolTip(str(model.bundle.path))
         if path:
             self.settings.add_recent_model(str(Path(path).resolve()))
+        self.explain.set_model(model)
         inputs = self._waiting_inputs or [e.path for e in self.results.entries()]
         self._waiting_inputs = []
         if inputs:
@@ -163,9 +208,11 @@ class MainWindow(QMainWindow):
 
     def _model_failed(self, message: str) -> None:
         self.notifications.error(f"Could not open the model: {message}")
-        self.model_label.setText(
-            self.active_model.status_text() if self.active_model else "No model"
-        )
+        active = self.active_model
+        self.model_label.setText(active.status_text() if active else "No model")
+        if active is not None:  # keep the menus true to what is really running
+            self.settings.backend = active.classifier.backend
+            self._sync_backend_actions()
 
     # ----- images -------------------------------------------------------------------------
     def add_inputs(self, inputs: list[Path]) -> None:
@@ -183,17 +230,24 @@ class MainWindow(QMainWindow):
         model = self.active_model
         assert model is not None
         self.progress.setValue(0)
-        self.progress.setVisible(True)
-        self.cancel_button.setVisible(True)
+        for widget in (self.progress, self.progress_label, self.cancel_button):
+            widget.setVisible(True)
         generation = self._generation
+        started = time.monotonic()
         handle = self.runner.submit(
             "Classify",
             jobs.classify_inputs(inputs, model, self.settings.top_k),
             on_item=lambda item: self._on_classify_item(item, generation),
-            on_progress=lambda f, _m: self.progress.setValue(round(f * 1000)),
+            on_progress=lambda f, m: self._show_progress(f, m, started),
         )
         handle.finished.connect(lambda: self._classify_finished(handle))
         self._classify_tasks.add(handle)
+
+    def _show_progress(self, fraction: float, message: str, started: float) -> None:
+        self.progress.setValue(round(fraction * 1000))
+        elapsed = time.monotonic() - started
+        eta = elapsed / fraction - elapsed if fraction > 0.02 else None
+        self.progress_label.setText(message + (f" · {eta:.0f} s left" if eta else ""))
 
     def _on_classify_item(self, item: object, generation: int) -> None:
         if generation != self._generation:
@@ -205,18 +259,24 @@ class MainWindow(QMainWindow):
             if not item.paths and not item.problems:
                 self.notifications.info("No images found in what was dropped")
             if item.paths and not self.gallery.currentIndex().isValid():
-                row = self.results.row_of(item.paths[0])
-                self.gallery.setCurrentIndex(self.results.index(row or 0))
+                self._select_path(item.paths[0])
         elif isinstance(item, jobs.Classified):
             self.results.set_result(item.path, item.predictions, item.error, item.thumbnail)
             if item.error is not None:
                 self.notifications.error(f"{item.path.name}: {item.error}")
 
+    def _select_path(self, path: Path) -> None:
+        row = self.results.row_of(path)
+        if row is not None:
+            proxy_index = self.filter_model.mapFromSource(self.results.index(row))
+            if proxy_index.isValid():
+                self.gallery.setCurrentIndex(proxy_index)
+
     def _classify_finished(self, handle: TaskHandle) -> None:
         self._classify_tasks.discard(handle)
         if not self._classify_tasks:
-            self.progress.setVisible(False)
-            self.cancel_button.setVisible(False)
+            for widget in (self.progress, self.progress_label, self.cancel_button):
+                widget.setVisible(False)
 
     def cancel_classification(self) -> None:
         """Stop every running batch; finished results stay."""
@@ -229,43 +289,41 @@ class MainWindow(QMainWindow):
         self._generation += 1
         self._waiting_inputs = []
         self.results.clear()
-        self.preview.set_image(None)
-        self.bars.set_predictions(())
-        self.selected_name.clear()
+        self.explain.set_image(None)
         self.pages.setCurrentIndex(0)
 
-    def _on_results_changed(self, top_left, _bottom_right, _roles=()) -> None:
-        current = self.gallery.currentIndex()
-        if current.isValid() and current.row() == top_left.row():
+    def selected_entry(self) -> ImageEntry | None:
+        """The image selected in the gallery, if any."""
+        index = self.gallery.currentIndex()
+        return index.data(EntryRole) if index.isValid() else None
+
+    def _on_results_changed(self, top_left: QModelIndex, _bottom_right=None, _roles=()) -> None:
+        entry = self.selected_entry()
+        changed = self.results.entry(top_left.row()) if top_left.isValid() else None
+        if entry is not None and changed is not None and changed.path == entry.path:
             self._show_selected()
 
     def _show_selected(self) -> None:
-        index = self.gallery.currentIndex()
-        if not index.isValid():
-            return
-        entry = self.results.entry(index.row())
-        self.selected_name.setText(str(entry.path))
-        self.bars.set_predictions(entry.predictions)
-        self.preview.set_image(self._large_image(entry.path) or entry.thumbnail)
-
-    def _large_image(self, path: Path) -> QImage | None:
-        image = QImage(str(path))
-        return None if image.isNull() else image
+        self.explain.set_image(self.selected_entry())
 
     # ----- dialogs ------------------------------------------------------------------------
+    def _remember_folder(self, folder: str) -> None:
+        self.settings.last_folder = folder
+        self.batch_panel.last_folder = folder
+
     def choose_images(self) -> None:
         patterns = " ".join(f"*{ext}" for ext in sorted(IMAGE_EXTENSIONS))
         files, _ = QFileDialog.getOpenFileNames(
             self, "Open Images", self.settings.last_folder, f"Images ({patterns});;All files (*)"
         )
         if files:
-            self.settings.last_folder = str(Path(files[0]).parent)
+            self._remember_folder(str(Path(files[0]).parent))
             self.add_inputs([Path(f) for f in files])
 
     def choose_folder(self) -> None:
         folder = QFileDialog.getExistingDirectory(self, "Open Folder", self.settings.last_folder)
         if folder:
-            self.settings.last_folder = folder
+            self._remember_folder(folder)
             self.add_inputs([Path(folder)])
 
     def choose_model(self) -> None:
@@ -279,15 +337,53 @@ class MainWindow(QMainWindow):
             chosen = Path(path)
             self.open_model(str(chosen.parent if chosen.name == "model.json" else chosen))
 
+    def choose_top_k(self) -> None:
+        k, ok = QInputDialog.getInt(
+            self, "Top-K", "Classes shown per image:", self.settings.top_k, 1, 20
+        )
+        if ok:
+            self.set_top_k(k)
+
+    def set_top_k(self, k: int) -> None:
+        """Show ``k`` classes per image (re-classifies what is listed)."""
+        self.settings.top_k = k
+        inputs = [e.path for e in self.results.entries()]
+        if self.active_model is not None and inputs:
+            self._classify(inputs)
+
+    def paste(self) -> None:
+        """Classify the clipboard: an image, image files, or paths as text."""
+        mime = QGuiApplication.clipboard().mimeData()
+        if mime.hasUrls():
+            self.add_inputs([Path(u.toLocalFile()) for u in mime.urls() if u.isLocalFile()])
+        elif mime.hasImage():
+            image = QGuiApplication.clipboard().image()
+            folder = Path(platformdirs.user_cache_dir("cnn-desktop")) / "pasted"
+            folder.mkdir(parents=True, exist_ok=True)
+            target = folder / time.strftime("pasted-%Y%m%d-%H%M%S.png")
+            if image.isNull() or not image.save(str(target)):
+                self.notifications.error("The clipboard image could not be read")
+                return
+            self.add_inputs([target])
+        elif mime.hasText():
+            paths = [Path(line.strip()) for line in mime.text().splitlines() if line.strip()]
+            self.add_inputs(paths)
+        else:
+            self.notifications.info("The clipboard holds no image or path")
+
     def show_about(self) -> None:
-        from cnn_desktop import __version__
+        """Versions and devices (gathered in the background; torch import takes a moment)."""
+        from cnn_desktop.core.sysinfo import system_info
+
+        self.runner.submit(
+            "About", lambda _context: system_info(), on_result=self._show_about_dialog
+        )
+
+    def _show_about_dialog(self, info: dict) -> None:
+        from cnn_desktop.gui.about import about_html
 
         model = self.active_model.status_text() if self.active_model else "no model loaded"
-        text = (
-            f"<b>cnn-desktop {__version__}</b><br>Image classification with CNNs, locally."
-            f"<br><br>Model: {model}"
-        )
-        QMessageBox.about(self, "About cnn-desktop", text)
+        QMessageBox.about(self, "About cnn-desktop", about_html(info, model))
 
     # ----- drag and drop ------------------------------------------------------------------
     def dragEnterEvent(self, event: QDragEnterEvent) -> None:
@@ -299,10 +395,9 @@ class MainWindow(QMainWindow):
         if not paths:
             return
         event.acceptProposedAction()
-        if len(paths) == 1 and (
-            paths[0].suffix.lower() == ".onnx" or paths[0].suffix == BUNDLE_SUFFIX
-        ):
-            self.open_model(str(paths[0]))
+        first = paths[0]
+        if len(paths) == 1 and (first.suffix.lower() == ".onnx" or first.suffix == BUNDLE_SUFFIX):
+            self.open_model(str(first))
             return
         self.add_inputs(paths)
 
@@ -312,14 +407,13 @@ class MainWindow(QMainWindow):
         if isinstance(geometry, QByteArray) and not geometry.isEmpty():
             self.restoreGeometry(geometry)
         else:
-            self.resize(1100, 720)
+            self.resize(1280, 800)
+        splitter_state = self.settings.qsettings.value("window/splitter")
+        if isinstance(splitter_state, QByteArray):
+            self.splitter.restoreState(splitter_state)
 
     def closeEvent(self, event: QCloseEvent) -> None:
         self.settings.qsettings.setValue("window/geometry", self.saveGeometry())
+        self.settings.qsettings.setValue("window/splitter", self.splitter.saveState())
         self.runner.shutdown(timeout_s=5.0)
         super().closeEvent(event)
-
-
-def schedule(callback, delay_ms: int = 0) -> None:
-    """Run ``callback`` on the UI thread after ``delay_ms``."""
-    QTimer.singleShot(delay_ms, callback)

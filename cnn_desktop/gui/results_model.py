@@ -118,6 +118,19 @@ class ResultsModel(QAbstractListModel):
         index = self.index(row)
         self.dataChanged.emit(index, index)
 
+    def relocate(self, old: Path, new: Path) -> None:
+        """An image was moved on disk (e.g. sorted into a class folder): follow it."""
+        row = self._rows.pop(old, None)
+        if row is None or new in self._rows:
+            return
+        self._rows[new] = row
+        entry = self._entries[row]
+        self._entries[row] = ImageEntry(
+            new, entry.thumbnail, entry.predictions, entry.error, entry.pending, entry.extra
+        )
+        index = self.index(row)
+        self.dataChanged.emit(index, index)
+
     def row_of(self, path: Path) -> int | None:
         """The row of ``path``, if listed."""
         return self._rows.get(path)

@@ -126,7 +126,7 @@ def test_dropped_photo_is_classified_and_its_bars_shown(qtbot, window: MainWindo
     assert [label for label, _ in bars] == [p.label for p in entry.predictions]
     for (_, value), p in zip(bars, entry.predictions, strict=True):
         assert value == pytest.approx(p.confidence, abs=0.001)
-    assert window.selected_name.text() == str(photos["chelsea"])
+    assert window.explain.prediction.name_label.text() == str(photos["chelsea"])
 
     status = window.model_label.text()
     assert "EfficientNet-Lite0" in status

@@ -1,0 +1,98 @@
+"""One object per open model that answers "why?": feature maps, CAMs, layer summaries.
+
+It picks the implementation for the model's backend: ONNX Runtime (intermediate outputs,
+gradient-free CAM; never imports torch) or PyTorch (forward hooks, Grad-CAM). Heavy parts
+(extra ONNX session, torch model) are built on first use; thread-safe.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+from cnn_desktop.core.backends.base import Classifier
+from cnn_desktop.core.bundle import ModelBundle
+from cnn_desktop.core.cam import CamResult, class_activation_map
+from cnn_desktop.core.explain import LayerInfo, OnnxFeatureExtractor, onnx_model_summary
+from cnn_desktop.core.images import load_image
+from cnn_desktop.core.preprocess import decode_min_side, fit_image, to_tensor
+
+METHOD_TITLES = {"cam": "CAM", "grad-cam": "Grad-CAM", "occlusion": "Occlusion map"}
+
+
+class Explainer:
+    """Explanations for one model on one backend."""
+
+    def __init__(self, bundle: ModelBundle, classifier: Classifier) -> None:
+        self.bundle = bundle
+        self.spec = bundle.spec
+        self.backend = classifier.backend
+        self._classifier = classifier
+        self._lock = threading.Lock()
+        self._onnx: OnnxFeatureExtractor | None = None
+        self._torch: Any = None
+
+    def network_input(self, path: str | os.PathLike[str]) -> tuple[np.ndarray, Image.Image]:
+        """Load an image: the network input ``[C, H, W]`` and the RGB crop the network sees."""
+        image = load_image(path, min_side=decode_min_side(self.spec))
+        crop = fit_image(image, self.spec)
+        return to_tensor(crop, self.spec), crop.convert("RGB")
+
+    def _onnx_extractor(self) -> OnnxFeatureExtractor:
+        with self._lock:
+            if self._onnx is None:
+                self._onnx = OnnxFeatureExtractor(self.bundle)
+            return self._onnx
+
+    def _torch_extractor(self) -> Any:
+        with self._lock:
+            if self._torch is None:
+                from cnn_desktop.core.explain_torch import TorchFeatureExtractor
+
+                self._torch = TorchFeatureExtractor(self._torch_model(), spec=self.spec)
+            return self._torch
+
+    def _torch_model(self) -> Any:
+        model = getattr(self._classifier, "model", None)
+        if model is None:
+            from cnn_desktop.core.backends.torch import load_torch_model
+
+            model = load_torch_model(self.bundle)
+        return model
+
+    def _extractor(self) -> Any:
+        return self._torch_extractor() if self.backend == "torch" else self._onnx_extractor()
+
+    def conv_layers(self) -> list[str]:
+        """Every convolutional layer, earliest first."""
+        return self._extractor().conv_layers()
+
+    def feature_maps(self, tensor: np.ndarray, layer: str) -> np.ndarray:
+        """Activations ``[channels, h, w]`` of ``layer`` for one network input."""
+        return self._extractor().feature_maps(tensor, layer)
+
+    def cam(self, tensor: np.ndarray, class_index: int) -> CamResult:
+        """Grad-CAM on PyTorch; the gradient-free CAM on ONNX Runtime."""
+        if self.backend == "torch":
+            from cnn_desktop.core.cam import grad_cam
+
+            return grad_cam(self._torch_model(), tensor, class_index)
+        return class_activation_map(self._onnx_extractor(), tensor, class_index)
+
+    def summary(self) -> list[LayerInfo]:
+        """Every layer: name, type, output shape, parameters."""
+        if self.backend == "torch":
+            from cnn_desktop.core.explain_torch import torch_model_summary
+
+            return torch_model_summary(
+                self._torch_model(), (self.spec.channels, *self.spec.input_size)
+            )
+        return onnx_model_summary(self.bundle)
+
+    def kernels(self) -> np.ndarray | None:
+        """First-layer kernels as RGB tiles ``[N, kh, kw, 3]`` (uint8), if there is a conv."""
+        return self._onnx_extractor().kernels_rgb()
