@@ -41,6 +41,30 @@ def build_parser() -> argparse.ArgumentParser:
     classify.add_argument("--format", choices=("table", "json", "csv"), default="table")
     classify.add_argument("--quiet", action="store_true", help="no progress bar")
 
+    train = commands.add_parser("train", help="train a model on a folder of class folders")
+    train.add_argument("data_dir", help="a folder with one sub-folder of images per class")
+    train.add_argument("--out", required=True, help="the model bundle to write (NAME.cnnmodel)")
+    train.add_argument("--mode", choices=("head", "full", "scratch"), default="head")
+    train.add_argument("--arch", help="scratch: lenet5, alexnet, vgg11, googlenet, resnet18, …")
+    train.add_argument("--epochs", type=_positive_int)
+    train.add_argument("--batch-size", type=_positive_int)
+    train.add_argument("--lr", type=float, help="learning rate")
+    train.add_argument("--val-split", type=float, default=0.2)
+    train.add_argument("--img-size", type=_positive_int, help="scratch: input side in pixels")
+    train.add_argument("--augment", help="comma list: flip,vflip,rotate,crop,color,blur,noise")
+    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    train.add_argument("--balance", choices=("auto", "weights", "sampler", "none"), default="auto")
+    train.add_argument("--resume", action="store_true", help="continue an interrupted run")
+    train.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    evaluate = commands.add_parser("evaluate", help="accuracy and confusion matrix on a folder")
+    evaluate.add_argument("model", help="a .cnnmodel bundle or .onnx file")
+    evaluate.add_argument("data_dir", help="a folder with one sub-folder of images per class")
+    evaluate.add_argument("--format", choices=("table", "json"), default="table")
+    evaluate.add_argument("--backend", choices=("onnx", "torch"), default="onnx")
+    evaluate.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+
     info = commands.add_parser("info", help="versions, devices and working ONNX providers")
     info.add_argument("--format", choices=("text", "json"), default="text")
     return parser
@@ -78,6 +102,14 @@ def _run(argv: Sequence[str] | None) -> int:
         return _classify(args)
     if args.command == "info":
         return _info(args)
+    if args.command == "train":
+        from cnn_desktop.cli_train import run_train
+
+        return run_train(args)
+    if args.command == "evaluate":
+        from cnn_desktop.cli_train import run_evaluate
+
+        return run_evaluate(args)
     return EXIT_USAGE
 
 

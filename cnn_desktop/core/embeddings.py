@@ -1,0 +1,161 @@
+"""Backbone embeddings for head-only training, computed once and cached on disk.
+
+The embedding of an image is the pooled feature vector that feeds the classifier of a
+pretrained bundle (the tensor flowing into its final ``Gemm``). It runs on ONNX Runtime
+through the same batched pipeline as classification. The cache is keyed by the file's
+content, the model and its preprocessing, so renaming or moving images keeps it warm and
+editing one invalidates only that image.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+
+from cnn_desktop.core.backends.onnx import choose_providers, session_options
+from cnn_desktop.core.bundle import ModelBundle
+from cnn_desktop.core.devices import cpu_threads
+from cnn_desktop.core.predict import CPU_BATCH_SIZE, GPU_BATCH_SIZE, RawOutput, run_on_paths
+from cnn_desktop.core.tasks import CancelToken, ProgressCallback, no_progress
+
+
+class EmbeddingError(RuntimeError):
+    """The model has no pooled-feature tensor to use as an embedding."""
+
+
+def embedding_tensor(proto: onnx.ModelProto) -> str:
+    """Name of the tensor feeding the classifier (the input of the last Gemm/MatMul)."""
+    for node in reversed(proto.graph.node):
+        if node.op_type in ("Gemm", "MatMul"):
+            return node.input[0]
+    raise EmbeddingError("this model has no final fully connected layer to take embeddings from")
+
+
+def file_digest(path: Path) -> str:
+    """Content hash of a file (BLAKE2b, 128 bits)."""
+    digest = hashlib.blake2b(digest_size=16)
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+class EmbeddingModel:
+    """An ONNX Runtime session returning a bundle's embeddings."""
+
+    def __init__(self, bundle: ModelBundle, device: str = "auto") -> None:
+        proto = onnx.load(str(bundle.onnx_path))
+        self.spec = bundle.spec
+        self.tensor = embedding_tensor(proto)
+        if self.tensor not in {o.name for o in proto.graph.output}:
+            proto.graph.output.append(onnx.ValueInfoProto(name=self.tensor))
+        providers = choose_providers(device)
+        self.session = ort.InferenceSession(
+            proto.SerializeToString(), session_options(1), providers=providers
+        )
+        self.uses_gpu = self.session.get_providers()[0] != "CPUExecutionProvider"
+        self.key = self._model_key(bundle)
+
+    def _model_key(self, bundle: ModelBundle) -> str:
+        spec = bundle.spec.to_dict()
+        identity = {
+            "provenance": spec["provenance"],
+            "architecture": spec["architecture"],
+            "tensor": self.tensor,
+            "preprocessing": {
+                k: spec[k]
+                for k in ("input_size", "channels", "mean", "std", "interpolation", "resize_mode")
+            }
+            | {"crop_fraction": spec["crop_fraction"]},
+        }
+        text = json.dumps(identity, sort_keys=True).encode()
+        return hashlib.blake2b(text, digest_size=12).hexdigest()
+
+    def __call__(self, batch: np.ndarray) -> np.ndarray:
+        output = self.session.run([self.tensor], {self.spec.input_name: batch})[0]
+        return np.asarray(output, np.float32).reshape(len(batch), -1)
+
+
+class EmbeddingCache:
+    """``folder/<model key>/<content hash>.npy`` files, written atomically."""
+
+    def __init__(self, folder: Path, model_key: str) -> None:
+        self.folder = Path(folder) / model_key
+        self.folder.mkdir(parents=True, exist_ok=True)
+
+    def _path(self, digest: str) -> Path:
+        return self.folder / digest[:2] / f"{digest}.npy"
+
+    def get(self, digest: str) -> np.ndarray | None:
+        """The cached embedding, or None (a damaged entry counts as missing)."""
+        path = self._path(digest)
+        try:
+            return np.load(path, allow_pickle=False)
+        except (OSError, ValueError):
+            return None
+
+    def put(self, digest: str, vector: np.ndarray) -> None:
+        """Store an embedding (atomically: never a half-written file)."""
+        path = self._path(digest)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle, temp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+        try:
+            with os.fdopen(handle, "wb") as out:
+                np.save(out, np.asarray(vector, np.float32), allow_pickle=False)
+            os.replace(temp, path)
+        except BaseException:
+            Path(temp).unlink(missing_ok=True)
+            raise
+
+
+def embed_paths(
+    paths: Sequence[Path],
+    model: EmbeddingModel,
+    cache: EmbeddingCache | None,
+    *,
+    progress: ProgressCallback = no_progress,
+    cancel: CancelToken | None = None,
+) -> Iterator[tuple[Path, np.ndarray | None, str | None]]:
+    """(path, embedding or None, error or None) for each path, in order; cached ones are free."""
+    digests: dict[Path, str] = {}
+    found: dict[Path, np.ndarray] = {}
+    for path in paths:
+        try:
+            digests[path] = digest = file_digest(path)
+        except OSError:
+            digests[path] = ""  # unreadable: reported below
+            continue
+        vector = cache.get(digest) if cache is not None else None
+        if vector is not None:
+            found[path] = vector
+    missing = [p for p in paths if p not in found and digests[p]]
+    computed: dict[Path, RawOutput] = {}
+    batch = GPU_BATCH_SIZE if model.uses_gpu else CPU_BATCH_SIZE
+    for raw in run_on_paths(
+        missing,
+        model.spec,
+        model,
+        batch_size=batch,
+        progress=progress,
+        cancel=cancel,
+        workers=min(8, cpu_threads()),
+    ):
+        computed[raw.path] = raw
+        if raw.output is not None and cache is not None:
+            cache.put(digests[raw.path], raw.output)
+    for path in paths:
+        if path in found:
+            yield path, found[path], None
+        elif path in computed:
+            raw = computed[path]
+            yield path, raw.output, raw.error
+        else:
+            yield path, None, "file could not be read"

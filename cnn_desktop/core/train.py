@@ -1,0 +1,205 @@
+"""Training as a generator of events: head-only, full fine-tune, or a classic CNN from scratch.
+
+``train(data_dir, out, config)`` yields :class:`TrainEvent` (scan, embedding, step, epoch,
+checkpoint, export, done), consumed by the CLI (a progress bar) and the GUI (live curves).
+The best model so far is kept; cancelling stops at the next step and saves it; an interrupted
+run resumes from its checkpoint; the same seed on the CPU gives the same metrics.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from cnn_desktop.core.augment import parse_augmentations
+from cnn_desktop.core.bundle import BUNDLE_SUFFIX, ModelBundle
+from cnn_desktop.core.dataset import ScanReport, Split, make_split, scan_folder
+from cnn_desktop.core.tasks import Cancelled, CancelToken
+
+MODES = ("head", "full", "scratch")
+DEFAULTS: dict[str, dict[str, Any]] = {
+    "head": {"epochs": 60, "batch_size": 64, "lr": 3e-3, "augment": (), "patience": 10},
+    "full": {"epochs": 8, "batch_size": 16, "lr": 1e-3, "augment": ("flip", "crop"), "patience": 3},
+    "scratch": {"epochs": 30, "batch_size": 32, "lr": 2e-3, "augment": ("crop",), "patience": 6},
+}
+BACKBONE_LR_FACTOR = 0.1
+LABEL_SMOOTHING = 0.1
+
+
+class TrainError(ValueError):
+    """Training cannot start (bad options, unusable data); the message says why."""
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """What to train and how. ``None`` means the mode's default."""
+
+    mode: str = "head"
+    arch: str | None = None
+    epochs: int | None = None
+    batch_size: int | None = None
+    lr: float | None = None
+    val_split: float = 0.2
+    img_size: int | None = None
+    augment: tuple[str, ...] | None = None
+    seed: int = 0
+    device: str = "auto"
+    patience: int | None = None
+    balance: str = "auto"  # auto | weights | sampler | none
+    resume: bool = False
+
+    def resolved(self) -> TrainConfig:
+        """The config with every default filled in.
+
+        Raises:
+            TrainError: An option is out of range.
+        """
+        if self.mode not in MODES:
+            raise TrainError(f"unknown mode '{self.mode}' (choose from {', '.join(MODES)})")
+        if not 0 < self.val_split < 1:
+            raise TrainError("the validation split must be between 0 and 1")
+        if self.balance not in ("auto", "weights", "sampler", "none"):
+            raise TrainError("balance must be auto, weights, sampler or none")
+        defaults = DEFAULTS[self.mode]
+        values = {
+            k: getattr(self, k) if getattr(self, k) is not None else v for k, v in defaults.items()
+        }
+        values["augment"] = parse_augmentations(values["augment"])
+        for key in ("epochs", "batch_size"):
+            if values[key] < 1:
+                raise TrainError(f"{key.replace('_', ' ')} must be at least 1")
+        if values["lr"] <= 0:
+            raise TrainError("the learning rate must be positive")
+        arch = self.arch
+        if self.mode == "scratch":
+            from cnn_desktop.core.zoo import SCRATCH_ARCHITECTURES
+
+            arch = arch or "resnet18"
+            if arch not in SCRATCH_ARCHITECTURES:
+                raise TrainError(
+                    f"unknown architecture '{arch}' for scratch training "
+                    f"(choose from {', '.join(SCRATCH_ARCHITECTURES)})"
+                )
+        elif arch not in (None, "tf_efficientnet_lite0"):
+            raise TrainError(f"{self.mode} mode fine-tunes the built-in EfficientNet-Lite0")
+        return dataclasses.replace(self, arch=arch or "tf_efficientnet_lite0", **values)
+
+
+@dataclass
+class TrainEvent:
+    """Something happened during training.
+
+    ``kind`` is one of: ``scan`` (data report ready), ``embed`` (head mode: embedding
+    progress), ``step``, ``epoch`` (end of an epoch, with validation figures), ``checkpoint``,
+    ``export`` (saving and verifying the ONNX model), ``done`` or ``cancelled`` (with
+    ``result``).
+    """
+
+    kind: str
+    epoch: int = 0
+    epochs: int = 0
+    step: int = 0
+    steps: int = 0
+    loss: float = math.nan
+    accuracy: float = math.nan
+    val_loss: float = math.nan
+    val_accuracy: float = math.nan
+    lr: float = math.nan
+    images_per_s: float = math.nan
+    eta_s: float = math.nan
+    fraction: float = 0.0
+    message: str = ""
+    data: dict[str, Any] = field(default_factory=dict)
+    result: TrainResult | None = None
+
+
+@dataclass
+class TrainResult:
+    """The saved model and what was measured."""
+
+    bundle: ModelBundle
+    history: list[dict[str, float]]
+    metrics: dict[str, Any]
+    cancelled: bool = False
+
+
+def bundle_path(out: str | Path) -> Path:
+    """The output bundle folder (``.cnnmodel`` appended when missing)."""
+    path = Path(out)
+    return path if path.suffix == BUNDLE_SUFFIX else path.with_name(path.name + BUNDLE_SUFFIX)
+
+
+def checkpoint_path(out: Path) -> Path:
+    """Where an interrupted run's state is kept, beside the bundle."""
+    return out.with_name(f".{out.name}.resume.pt")
+
+
+def train(
+    data_dir: str | Path,
+    out: str | Path,
+    config: TrainConfig = TrainConfig(),
+    *,
+    cancel: CancelToken | None = None,
+) -> Iterator[TrainEvent]:
+    """Train a model on a folder of class sub-folders and save it as a bundle.
+
+    Raises:
+        TrainError: Bad options or data (before any training).
+        DatasetError: The folder cannot be trained on.
+    """
+    config = config.resolved()
+    out_path = bundle_path(out)
+    started = time.monotonic()
+    report = scan_folder(Path(data_dir), cancel=cancel)
+    split = make_split(report, config.val_split, config.seed)
+    yield TrainEvent("scan", message=report.summary(), data={"report": report, "split": split})
+    if config.mode == "head":
+        from cnn_desktop.core.train_head import train_head as run
+    else:
+        from cnn_desktop.core.train_network import train_network as run
+    yield from run(report, split, out_path, config, cancel, started)
+
+
+def class_balance(report: ScanReport, split: Split, config: TrainConfig) -> str:
+    """How imbalance is handled: ``weights``, ``sampler`` or ``none``."""
+    if config.balance != "auto":
+        return config.balance
+    counts = np.bincount([label for _, label in split.train], minlength=len(report.classes))
+    present = counts[counts > 0]
+    return "weights" if len(present) and present.max() > 3 * present.min() else "none"
+
+
+def training_provenance(report: ScanReport, config: TrainConfig) -> dict[str, Any]:
+    """What a bundle records about how it was trained."""
+    from cnn_desktop import __version__
+
+    return {
+        "source": "trained with cnn-desktop",
+        "cnn_desktop": __version__,
+        "mode": config.mode,
+        "architecture": config.arch,
+        "data": str(report.root),
+        "images": report.total,
+        "seed": config.seed,
+        "epochs": config.epochs,
+        "augment": list(config.augment or ()),
+        "trained_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
+    }
+
+
+__all__ = [
+    "MODES",
+    "Cancelled",
+    "TrainConfig",
+    "TrainError",
+    "TrainEvent",
+    "TrainResult",
+    "train",
+]

@@ -1,0 +1,170 @@
+"""Head-only training: a frozen pretrained backbone, embeddings computed once (and cached on
+disk), a linear classifier trained on them in seconds."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from cnn_desktop.core.dataset import ScanReport, Split, class_weights
+from cnn_desktop.core.embeddings import EmbeddingCache, EmbeddingModel, embed_paths
+from cnn_desktop.core.pretrained import cache_dir, default_model_bundle, load_pretrained_model
+from cnn_desktop.core.tasks import CancelToken
+from cnn_desktop.core.train import (
+    LABEL_SMOOTHING,
+    TrainConfig,
+    TrainEvent,
+    class_balance,
+    training_provenance,
+)
+from cnn_desktop.core.train_output import finish
+
+
+def _embed(
+    items: list[tuple[Path, int]],
+    model: EmbeddingModel,
+    cache: EmbeddingCache,
+    cancel: CancelToken | None,
+    events: list[TrainEvent],
+) -> tuple[np.ndarray, np.ndarray]:
+    vectors, labels = [], []
+    paths = [path for path, _ in items]
+    label_of = dict(items)
+    for path, vector, _error in embed_paths(
+        paths,
+        model,
+        cache,
+        cancel=cancel,
+        progress=lambda f, m: events.append(TrainEvent("embed", fraction=f, message=m)),
+    ):
+        if vector is not None:
+            vectors.append(vector)
+            labels.append(label_of[path])
+    dim = vectors[0].shape[-1] if vectors else 0
+    return np.asarray(vectors, np.float32).reshape(-1, dim), np.asarray(labels, np.int64)
+
+
+def train_head(
+    report: ScanReport,
+    split: Split,
+    out: Path,
+    config: TrainConfig,
+    cancel: CancelToken | None,
+    started: float,
+) -> Iterator[TrainEvent]:
+    """Train a linear head on cached embeddings of the built-in model; yield events."""
+    bundle = default_model_bundle()
+    embedder = EmbeddingModel(bundle, config.device)
+    cache = EmbeddingCache(cache_dir() / "embeddings", embedder.key)
+    yield TrainEvent("embed", message="Computing image embeddings (cached for next time)…")
+    pending: list[TrainEvent] = []
+    x_train, y_train = _embed(split.train, embedder, cache, cancel, pending)
+    yield from pending
+    pending.clear()
+    x_val, y_val = _embed(split.val, embedder, cache, cancel, pending)
+    yield from pending
+
+    torch.manual_seed(config.seed)
+    classes = len(report.classes)
+    head = nn.Linear(x_train.shape[1], classes)
+    weights = None
+    if class_balance(report, split, config) != "none":
+        weights = torch.as_tensor(class_weights(y_train.tolist(), classes), dtype=torch.float32)
+    loss_fn = nn.CrossEntropyLoss(weight=weights, label_smoothing=LABEL_SMOOTHING)
+    optimizer = torch.optim.AdamW(head.parameters(), lr=config.lr, weight_decay=1e-4)
+    inputs, targets = torch.from_numpy(x_train), torch.from_numpy(y_train)
+    val_inputs, val_targets = torch.from_numpy(x_val), torch.from_numpy(y_val)
+    generator = torch.Generator().manual_seed(config.seed)
+    history: list[dict[str, float]] = []
+    best_state, best_accuracy, best_loss, stale = None, -1.0, math.inf, 0
+    epochs = config.epochs
+    cancelled = False
+    train_started = time.monotonic()
+    for epoch in range(1, epochs + 1):
+        if cancel is not None and cancel.cancelled:
+            cancelled = True
+            break
+        head.train()
+        order = torch.randperm(len(inputs), generator=generator)
+        loss_sum, correct = 0.0, 0
+        for start in range(0, len(order), config.batch_size):
+            index = order[start : start + config.batch_size]
+            optimizer.zero_grad()
+            logits = head(inputs[index])
+            loss = loss_fn(logits, targets[index])
+            loss.backward()
+            optimizer.step()
+            loss_sum += loss.item() * len(index)
+            correct += int((logits.argmax(1) == targets[index]).sum())
+        head.eval()
+        with torch.no_grad():
+            val_logits = head(val_inputs)
+            val_loss = float(loss_fn(val_logits, val_targets)) if len(val_targets) else math.nan
+            val_accuracy = (
+                float((val_logits.argmax(1) == val_targets).float().mean())
+                if len(val_targets)
+                else math.nan
+            )
+        record = {
+            "epoch": epoch,
+            "loss": loss_sum / max(1, len(order)),
+            "accuracy": correct / max(1, len(order)),
+            "val_loss": val_loss,
+            "val_accuracy": val_accuracy,
+            "lr": config.lr,
+        }
+        history.append(record)
+        elapsed = time.monotonic() - train_started
+        yield TrainEvent(
+            "epoch",
+            epoch=epoch,
+            epochs=epochs,
+            loss=record["loss"],
+            accuracy=record["accuracy"],
+            val_loss=val_loss,
+            val_accuracy=val_accuracy,
+            lr=config.lr,
+            images_per_s=epoch * len(order) / elapsed if elapsed > 0 else math.nan,
+            eta_s=elapsed / epoch * (epochs - epoch),
+            fraction=epoch / epochs,
+        )
+        score = val_accuracy if not math.isnan(val_accuracy) else record["accuracy"]
+        if score > best_accuracy or (score == best_accuracy and val_loss < best_loss):
+            best_state = {k: v.clone() for k, v in head.state_dict().items()}
+            best_accuracy, best_loss, stale = score, val_loss, 0
+        else:
+            stale += 1
+            if stale >= config.patience:
+                break
+    if best_state is None:
+        from cnn_desktop.core.tasks import Cancelled
+
+        raise Cancelled("cancelled before the first epoch finished")
+    model = load_pretrained_model()
+    model.reset_classifier(classes)
+    model.classifier.load_state_dict(best_state)
+    spec = dataclasses.replace(
+        bundle.spec,
+        name=out.stem,
+        class_names=report.classes,
+        layers=(),
+        provenance=training_provenance(report, config),
+    )
+    training = {
+        "mode": "head",
+        "best_val_accuracy": best_accuracy,
+        "epochs_run": len(history),
+        "seconds": round(time.monotonic() - started, 2),
+        "train_images": len(y_train),
+        "val_images": len(y_val),
+    }
+    yield from finish(
+        model, spec, report, split, out, config, history, cancelled=cancelled, training=training
+    )

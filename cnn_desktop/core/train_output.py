@@ -1,0 +1,126 @@
+"""The end of a training run: export to ONNX, save the bundle, verify the export against the
+torch model on the validation images, evaluate, and record it all in ``metrics.json``."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from cnn_desktop.core.backends.onnx import OnnxClassifier
+from cnn_desktop.core.bundle import load_bundle, save_bundle
+from cnn_desktop.core.dataset import ScanReport, Split
+from cnn_desktop.core.evaluate import evaluate_items
+from cnn_desktop.core.export import export_onnx
+from cnn_desktop.core.images import ImageLoadError
+from cnn_desktop.core.preprocess import load_and_preprocess
+from cnn_desktop.core.spec import ModelSpec
+from cnn_desktop.core.train import TrainConfig, TrainEvent, TrainResult
+from cnn_desktop.core.zoo import visualisable_layers
+
+PARITY_TOLERANCE = 1e-4
+PARITY_MAX_IMAGES = 256
+
+
+def export_check(
+    model: nn.Module, classifier: OnnxClassifier, items: Sequence[tuple[Path, int]]
+) -> dict[str, Any]:
+    """Compare the ONNX export with the torch model on real images.
+
+    Returns:
+        ``images``, ``top1_agreement`` (fraction), ``max_abs_difference`` and ``passed``
+        (100 % top-1 agreement and probabilities within 1e-4).
+    """
+    model = model.cpu().eval()
+    tensors = []
+    for path, _ in items[:PARITY_MAX_IMAGES]:
+        try:
+            tensors.append(load_and_preprocess(path, classifier.spec))
+        except ImageLoadError:
+            continue
+    if not tensors:
+        return {"images": 0, "top1_agreement": None, "max_abs_difference": None, "passed": False}
+    agree, worst = 0, 0.0
+    for start in range(0, len(tensors), 32):
+        batch = np.stack(tensors[start : start + 32])
+        onnx_probs = classifier.predict(batch)
+        with torch.no_grad():
+            torch_probs = model(torch.from_numpy(batch)).float().softmax(-1).numpy()
+        agree += int((onnx_probs.argmax(1) == torch_probs.argmax(1)).sum())
+        worst = max(worst, float(np.abs(onnx_probs - torch_probs).max()))
+    agreement = agree / len(tensors)
+    return {
+        "images": len(tensors),
+        "top1_agreement": agreement,
+        "max_abs_difference": worst,
+        "tolerance": PARITY_TOLERANCE,
+        "passed": agreement == 1.0 and worst <= PARITY_TOLERANCE,
+    }
+
+
+def _write_json_atomically(path: Path, content: Any) -> None:
+    handle, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    with os.fdopen(handle, "w", encoding="utf-8") as out:
+        json.dump(content, out, indent=2, ensure_ascii=False)
+    os.replace(temp, path)
+
+
+def finish(
+    model: nn.Module,
+    spec: ModelSpec,
+    report: ScanReport,
+    split: Split,
+    out: Path,
+    config: TrainConfig,
+    history: list[dict[str, float]],
+    *,
+    cancelled: bool,
+    training: dict[str, Any],
+) -> Iterator[TrainEvent]:
+    """Export, save, verify and evaluate; ends with a ``done`` or ``cancelled`` event."""
+    yield TrainEvent("export", message="Exporting the model to ONNX…", fraction=0.0)
+    model = model.cpu().eval()
+    proto, spec = export_onnx(model, spec, visualisable_layers(model))
+    weights = {k: v.detach().cpu().numpy() for k, v in model.state_dict().items()}
+    metrics: dict[str, Any] = {"training": training}
+    bundle = save_bundle(
+        out,
+        spec,
+        proto,
+        weights=weights,
+        extra_json={"history.json": history, "metrics.json": metrics},
+    )
+    yield TrainEvent("export", message="Checking the ONNX export against PyTorch…", fraction=0.5)
+    classifier = OnnxClassifier(bundle, "cpu")
+    check_items = split.val or split.train
+    metrics["export_check"] = export_check(model, classifier, check_items)
+    evaluation_items = split.test or split.val
+    if evaluation_items:
+        evaluation = evaluate_items(classifier, evaluation_items, report.classes)
+        metrics["evaluation"] = evaluation.to_dict()
+        metrics["evaluation_set"] = "test" if split.test else "validation"
+    _write_json_atomically(bundle.path / "metrics.json", metrics)
+    bundle = load_bundle(bundle.path)
+    result = TrainResult(bundle=bundle, history=history, metrics=metrics, cancelled=cancelled)
+    check = metrics["export_check"]
+    verdict = (
+        f"ONNX export verified on {check['images']} images "
+        f"(top-1 agreement {check['top1_agreement']:.0%}, max difference "
+        f"{check['max_abs_difference']:.1e})"
+        if check["images"]
+        else "ONNX export not verified (no readable validation images)"
+    )
+    yield TrainEvent(
+        "cancelled" if cancelled else "done",
+        message=f"Saved {bundle.path}. {verdict}",
+        fraction=1.0,
+        result=result,
+        data={"export_check": check},
+    )
