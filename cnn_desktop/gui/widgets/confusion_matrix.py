@@ -162,26 +162,15 @@ class CellImagesView(QWidget):
             self.image_selected.emit(str(Path(path)), int(class_index))
 
 
-def per_class_rows(evaluation: dict[str, Any], classes: Sequence[str]) -> list[tuple]:
-    """``(class, precision, recall, F1, support)`` from an evaluation's ``per_class`` (a dict by
-    class name, or a list in class order)."""
-    per_class = evaluation.get("per_class") or {}
-    if isinstance(per_class, dict):
-        pairs = list(per_class.items())
-    else:
-        pairs = [
-            (entry.get("class", entry.get("name", classes[i] if i < len(classes) else i)), entry)
-            for i, entry in enumerate(per_class)
-        ]
+def per_class_rows(evaluation: dict[str, Any]) -> list[tuple[str, float, float, float, int]]:
+    """``(class, precision, recall, F1, support)`` from an evaluation's ``per_class``."""
     return [
         (
             str(name),
-            float(entry.get("precision", math.nan)),
-            float(entry.get("recall", math.nan)),
-            float(entry.get("f1", entry.get("f1_score", math.nan))),
+            *(float(entry.get(key, math.nan)) for key in ("precision", "recall", "f1")),
             int(entry.get("support", 0)),
         )
-        for name, entry in pairs
+        for name, entry in (evaluation.get("per_class") or {}).items()
     ]
 
 
@@ -197,8 +186,8 @@ def cell_images(
     """``(path, predicted index, caption)`` of the misclassified images of one cell."""
     found = []
     for entry in evaluation.get("misclassified") or []:
-        t = _class_index(entry.get("true_index", entry.get("true")), classes)
-        p = _class_index(entry.get("predicted_index", entry.get("predicted")), classes)
+        t = _class_index(entry.get("true"), classes)
+        p = _class_index(entry.get("predicted"), classes)
         if (t, p) == (true, predicted):
             confidence = entry.get("confidence")
             caption = Path(str(entry["path"])).name
@@ -308,7 +297,7 @@ class TrainResultsView(QWidget):
         self.check_label.setText(export_check_text(metrics.get("export_check") or {}))
         passed = bool((metrics.get("export_check") or {}).get("passed"))
         self.check_label.setStyleSheet(f"color: {'#2e7d32' if passed else '#c62828'};")
-        rows = per_class_rows(self.evaluation, self.classes)
+        rows = per_class_rows(self.evaluation)
         self.per_class.setRowCount(len(rows))
         for row, values in enumerate(rows):
             cells = [values[0], *(f"{v:.2f}" if math.isfinite(v) else "–" for v in values[1:4])]
