@@ -5,8 +5,9 @@
    image and the class-activation map is switched on. A 5 ms timer on the UI thread records
    the gap between its consecutive timeouts; the same probe over the idle window for as long
    is the baseline. Stalls over 50 ms are attributed: a watchdog thread samples every
-   thread's Python stack (``sys._current_frames``) and the UI thread's scheduler state while
-   the UI thread has not answered for 40 ms.
+   thread's Python stack (``sys._current_frames``) while the UI thread has not answered for
+   40 ms, and the CPU time the UI thread, the process and the machine used during each gap
+   tells a busy UI thread from one waiting for the GIL (or for a core other processes took).
 2. Cold start, in fresh processes (median of 3 after one discarded warm-up each): (a) a bare
    PySide6 QMainWindow to its first paint, (b) cnn-desktop's window to its first paint,
    (c) cnn-desktop to the first prediction for one image passed at start (model cached).
@@ -20,6 +21,7 @@ Run: ``.venv/bin/python -m benchmarks.bench_ui [--out FILE] [--count 500]``
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import statistics
@@ -49,13 +51,16 @@ PROBE_INTERVAL_MS = 5
 STALL_MS = 50.0
 SAMPLE_AFTER_S = 0.040  # the watchdog samples once the UI thread is this late
 SAMPLE_PERIOD_S = 0.005
+SAMPLER_LATE_S = 0.030  # the sampler itself this late: the GIL was held elsewhere
 WAIT_TIMEOUT_S = 300.0
 HEAVY_MODULES = ("torch", "torchvision", "timm")
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 
 
 # ----- event-loop probe and stall sampler -------------------------------------------------
 class EventLoopProbe:
-    """A timer on the UI thread firing every few ms; the gaps between its timeouts."""
+    """A timer on the UI thread firing every few ms; the gaps between its timeouts, and the
+    CPU time the UI thread, this process and the whole machine used in between."""
 
     def __init__(self, interval_ms: int = PROBE_INTERVAL_MS) -> None:
         self.timer = QTimer()
@@ -63,23 +68,34 @@ class EventLoopProbe:
         self.timer.setInterval(interval_ms)
         self.timer.timeout.connect(self._tick)
         self.ticks: list[float] = []
+        self.cpu: list[tuple[float, float, float]] = []  # UI thread, process, machine busy
         self.last_tick = 0.0  # read by the sampler thread
 
     def _tick(self) -> None:
         now = time.perf_counter()
         self.ticks.append(now)
+        self.cpu.append((time.thread_time(), time.process_time(), _machine_busy_s()))
         self.last_tick = now
 
     def start(self) -> None:
-        self.ticks = []
-        self.last_tick = time.perf_counter()
-        self.ticks.append(self.last_tick)
+        self.ticks, self.cpu = [], []
+        self._tick()
         self.timer.start()
 
     def stop(self) -> list[float]:
         self.timer.stop()
         self.last_tick = 0.0
         return self.ticks
+
+
+def _machine_busy_s() -> float:
+    """CPU seconds every core of the machine has been busy since boot (Linux; else 0)."""
+    try:
+        with open("/proc/stat") as stat:
+            fields = [int(v) for v in stat.readline().split()[1:]]
+    except (OSError, ValueError):
+        return 0.0
+    return (sum(fields[:8]) - fields[3] - fields[4]) / CLOCK_TICKS
 
 
 def gap_stats(ticks: list[float]) -> dict:
@@ -100,19 +116,6 @@ def gap_stats(ticks: list[float]) -> dict:
     }
 
 
-def _thread_states() -> dict[int, tuple[str, int]]:
-    """Scheduler state (R running, S sleeping, ...) and CPU ticks of each thread (Linux)."""
-    states = {}
-    try:
-        for task in os.listdir("/proc/self/task"):
-            with open(f"/proc/self/task/{task}/stat") as stat:
-                fields = stat.read().rsplit(")", 1)[1].split()
-            states[int(task)] = (fields[0], int(fields[11]) + int(fields[12]))
-    except OSError:
-        pass
-    return states
-
-
 def _stack(frame, limit: int = 8) -> list[str]:
     lines = []
     while frame is not None and len(lines) < limit:
@@ -128,8 +131,8 @@ def _stack(frame, limit: int = 8) -> list[str]:
 
 
 class StallSampler(threading.Thread):
-    """While the UI thread is late, samples every thread's Python stack and the UI thread's
-    scheduler state, so each stall can be put down to the code that caused it."""
+    """While the UI thread is late (or this thread itself woke late: the GIL was held), samples
+    every thread's Python stack, so each stall can be put down to the code that caused it."""
 
     def __init__(self, probe: EventLoopProbe) -> None:
         super().__init__(name="stall-sampler", daemon=True)
@@ -139,74 +142,99 @@ class StallSampler(threading.Thread):
         self.stopped = threading.Event()
 
     def run(self) -> None:
+        woke = time.perf_counter()
         while not self.stopped.wait(SAMPLE_PERIOD_S):
-            last = self.probe.last_tick
             now = time.perf_counter()
-            if not last or now - last < SAMPLE_AFTER_S:
+            sampler_late = now - woke - SAMPLE_PERIOD_S  # > 0 mostly while the GIL was held
+            woke = now
+            last = self.probe.last_tick
+            ui_late = now - last if last else 0.0
+            if ui_late < SAMPLE_AFTER_S and sampler_late < SAMPLER_LATE_S:
                 continue
             frames = sys._current_frames()
             names = {t.ident: t.name for t in threading.enumerate()}
-            native = {t.native_id: t.name for t in threading.enumerate()}
-            states = _thread_states()
-            others = {
-                f"{names.get(ident, ident)}": _stack(frame, 4)
-                for ident, frame in frames.items()
-                if ident not in (self.main.ident, self.ident)
-            }
-            main_state = states.get(self.main.native_id, ("?", 0))
             self.samples.append(
                 {
-                    "stall_since": last,
                     "at": now,
+                    "ui_late_ms": round(ui_late * 1000, 1),
+                    "sampler_late_ms": round(sampler_late * 1000, 1),
                     "ui_stack": _stack(frames.get(self.main.ident)),
-                    "ui_state": main_state[0],
-                    "ui_cpu_ticks": main_state[1],
-                    "others": others,
-                    "running_threads": sorted(
-                        native.get(tid, f"native-{tid}")
-                        for tid, (state, _) in states.items()
-                        if state == "R" and tid != self.native_id
-                    ),
+                    "others": {
+                        str(names.get(ident, ident)): _stack(frame, 4)
+                        for ident, frame in frames.items()
+                        if ident not in (self.main.ident, self.ident)
+                    },
                 }
             )
 
 
-def attribute_stalls(ticks: list[float], samples: list[dict], origin: float) -> list[dict]:
-    """Each probe gap over 50 ms with what the sampler saw during it, longest first."""
-    by_start: dict[float, list[dict]] = {}
-    for sample in samples:
-        by_start.setdefault(sample["stall_since"], []).append(sample)
+def attribute_stalls(probe: EventLoopProbe, samples: list[dict], origin: float) -> list[dict]:
+    """Each probe gap over 50 ms with what was seen during it, longest first.
+
+    The CPU time the UI thread used during the gap says whether it was busy itself (its
+    stack shows where; only the event loop's frame means Qt's own C++ code) or waiting. A
+    waiting UI thread while the sampler thread was late too means no Python thread could run:
+    some thread held the GIL in one long C call (the other threads' stacks show which), unless
+    other processes took the CPU (their CPU time is given).
+    """
     stalls = []
-    for before, after in zip(ticks, ticks[1:], strict=False):
+    ticks, cpu = probe.ticks, probe.cpu
+    for i, (before, after) in enumerate(itertools.pairwise(ticks)):
         gap_ms = (after - before) * 1000
         if gap_ms <= STALL_MS:
             continue
-        seen = by_start.get(before, [])
-        ui_positions = Counter(s["ui_stack"][0] if s["ui_stack"] else "?" for s in seen)
+        used = zip(cpu[i], cpu[i + 1], strict=True)
+        ui_ms, process_ms, machine_ms = ((b - a) * 1000 for a, b in used)
+        others_ms = max(0.0, machine_ms - process_ms)
+        seen = [s for s in samples if before < s["at"] <= after + SAMPLE_AFTER_S / 2]
+        sampler_late = max((s["sampler_late_ms"] for s in seen), default=0.0)
+        busy_ui = [s for s in seen if s["ui_late_ms"] >= SAMPLE_AFTER_S * 1000]
+        where = _project_frame((busy_ui or seen)[0]["ui_stack"]) if seen else "(not sampled)"
+        if ui_ms >= 0.5 * gap_ms:
+            verdict = f"UI thread busy ({ui_ms:.0f} ms CPU) in {where}"
+        elif sampler_late >= SAMPLER_LATE_S * 1000:
+            verdict = (
+                f"UI thread waiting ({ui_ms:.0f} ms CPU); no Python thread ran for "
+                f"{sampler_late:.0f} ms: the GIL was held in a C call by one of other_threads"
+            )
+        else:
+            verdict = f"UI thread waiting ({ui_ms:.0f} ms CPU) for the GIL or a CPU core"
+        if others_ms >= 0.5 * gap_ms:
+            verdict += f"; other processes used {others_ms:.0f} ms CPU meanwhile (disturbed)"
         stall = {
             "at_s": round(before - origin, 3),
             "gap_ms": round(gap_ms, 1),
+            "verdict": verdict,
+            "ui_thread_cpu_ms": round(ui_ms, 1),
+            "process_cpu_ms": round(process_ms, 1),
+            "other_processes_cpu_ms": round(others_ms),
             "samples": len(seen),
-            "ui_thread_states": "".join(s["ui_state"] for s in seen),
-            "ui_innermost": dict(ui_positions.most_common(3)),
         }
         if seen:
-            ticks_used = seen[-1]["ui_cpu_ticks"] - seen[0]["ui_cpu_ticks"]
-            stall["ui_cpu_s_while_sampled"] = round(ticks_used / os.sysconf("SC_CLK_TCK"), 3)
-            stall["ui_stack"] = seen[len(seen) // 2]["ui_stack"]
-            stall["other_threads"] = seen[len(seen) // 2]["others"]
-            stall["running_threads"] = seen[len(seen) // 2]["running_threads"]
+            stall["sampler_blocked_ms"] = sampler_late
+            stall["ui_stack"] = (busy_ui or seen)[0]["ui_stack"][:4]
+            stall["other_threads"] = seen[0]["others"]
         stalls.append(stall)
     return sorted(stalls, key=lambda s: -s["gap_ms"])
 
 
+def _project_frame(stack: list[str]) -> str:
+    """The innermost frame in cnn-desktop's code; none means Qt's own C++ code (or a wait)."""
+    project = [f for f in stack if f.startswith("cnn_desktop")]
+    return project[0] if project else "Qt event loop (no cnn_desktop frame)"
+
+
 def hotspots(samples: list[dict]) -> list[dict]:
-    """Where the UI thread was (innermost project frame) across every stall sample."""
+    """Where the UI thread was over every sample taken while it was late, and whether the
+    GIL was held elsewhere at the time."""
     where: Counter[str] = Counter()
     for sample in samples:
-        project = [f for f in sample["ui_stack"] if f.startswith(("cnn_desktop", "benchmarks"))]
-        where[project[0] if project else (sample["ui_stack"] or ["<no Python frame>"])[0]] += 1
-    return [{"frame": frame, "samples": n} for frame, n in where.most_common(8)]
+        if sample["ui_late_ms"] >= SAMPLE_AFTER_S * 1000:
+            held = sample["sampler_late_ms"] >= SAMPLER_LATE_S * 1000
+            where[
+                _project_frame(sample["ui_stack"]) + (" [GIL held elsewhere]" if held else "")
+            ] += 1
+    return [{"ui_frame": frame, "samples": n} for frame, n in where.most_common(8)]
 
 
 # ----- driving the window -----------------------------------------------------------------
@@ -235,6 +263,19 @@ def idle_for(seconds: float) -> None:
     loop.exec()
 
 
+def probe_report(
+    probe: EventLoopProbe, sampler: StallSampler, origin: float, stalls_shown: int
+) -> dict:
+    """Gap statistics of the probe's last run, its longest stalls attributed, and where the
+    UI thread was while late (the sampler's samples are used up)."""
+    report = gap_stats(probe.ticks)
+    report["load_average_1min"] = round(os.getloadavg()[0], 2)
+    report["stalls"] = attribute_stalls(probe, sampler.samples, origin)[:stalls_shown]
+    report["ui_thread_while_late"] = hotspots(sampler.samples)
+    sampler.samples.clear()
+    return report
+
+
 def responsiveness(folder: Path, count: int, settings_file: Path) -> dict:
     from cnn_desktop.gui.main_window import MainWindow
     from cnn_desktop.gui.state import Settings
@@ -254,9 +295,8 @@ def responsiveness(folder: Path, count: int, settings_file: Path) -> dict:
     wait_until(lambda: window.active_model is not None, "the model")
     wait_until(lambda: features.layer_box.count() > 0, "the model summary")
     wait_until(lambda: not window.runner.active, "the runner to be idle")
-    startup = {**gap_stats(probe.stop()), "stalls": attribute_stalls(probe.ticks, [], origin)}
-    startup["stalls"] = attribute_stalls(probe.ticks, sampler.samples, origin)[:5]
-    sampler.samples.clear()
+    probe.stop()
+    startup = probe_report(probe, sampler, origin, stalls_shown=5)
 
     layers = [features.layer_box.itemText(i) for i in range(features.layer_box.count())]
     chosen = list(dict.fromkeys([features.layer, layers[1], layers[-1]]))
@@ -296,20 +336,17 @@ def responsiveness(folder: Path, count: int, settings_file: Path) -> dict:
     batch_s = last_result[0] - started
     marks["last_result"] = batch_s
     wait_until(lambda: not window.runner.active, "the runner to be idle")
-    busy_ticks = probe.stop()
-    busy_samples = list(sampler.samples)
-    sampler.samples.clear()
+    probe.stop()
+    busy = probe_report(probe, sampler, started, stalls_shown=12)
     failed = sum(e.error is not None for e in window.results.entries())
 
     idle_for(0.5)  # let the last repaints settle
     probe.start()
-    idle_for(busy_ticks[-1] - busy_ticks[0])
-    idle_ticks = probe.stop()
-    idle_samples = list(sampler.samples)
+    idle_for(busy["seconds"])
+    probe.stop()
+    idle = probe_report(probe, sampler, probe.ticks[0], stalls_shown=3)
     sampler.stopped.set()
     window.close()
-
-    busy, idle = gap_stats(busy_ticks), gap_stats(idle_ticks)
     return {
         "images": count,
         "failed_images": failed,
@@ -325,9 +362,6 @@ def responsiveness(folder: Path, count: int, settings_file: Path) -> dict:
         "ratio_p99_gap_batch_over_idle": round(busy["p99_gap_ms"] / idle["p99_gap_ms"], 2),
         "target": f"no event-loop stall over {STALL_MS:.0f} ms during the batch",
         "target_met": busy["max_gap_ms"] <= STALL_MS,
-        "stalls_during_batch": attribute_stalls(busy_ticks, busy_samples, started)[:12],
-        "stall_hotspots_during_batch": hotspots(busy_samples),
-        "stalls_idle": attribute_stalls(idle_ticks, idle_samples, idle_ticks[0])[:3],
         "startup_until_model_and_summary": startup,
     }
 
@@ -360,8 +394,8 @@ def cold_start(image: Path, settings_dir: Path, runs: int) -> dict:
         for name, (mode, _stage) in modes.items():
             settings = settings_dir / f"{mode}-{run}.ini"
             settings.unlink(missing_ok=True)
-            args = () if mode == "bare" else (str(settings), str(image))[: 1 + (mode == "predict")]
-            record = launch(mode, *args)
+            args = {"bare": [], "app": [settings], "predict": [settings, image]}[mode]
+            record = launch(mode, *map(str, args))
             if run:
                 records[name].append(record)
 
@@ -399,7 +433,7 @@ def _any_loaded(records: list[dict], key: str) -> dict[str, bool]:
 
 
 def ensure_model_cached() -> None:
-    """Build the default model's bundle (needs torch) in a child, so this process stays torch-free."""
+    """Build the default model's bundle (needs torch) in a child: this process stays torch-free."""
     code = "from cnn_desktop.core.pretrained import default_model_bundle; default_model_bundle()"
     subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, check=True, timeout=600)
 

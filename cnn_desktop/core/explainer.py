@@ -35,6 +35,10 @@ class Explainer:
         self._lock = threading.Lock()
         self._onnx: OnnxFeatureExtractor | None = None
         self._torch: Any = None
+        self._model: Any = None
+        self._model_lock = threading.Lock()
+        # One explanation at a time on the torch model (hooks are attached per call).
+        self._torch_call = threading.Lock()
 
     def network_input(self, path: str | os.PathLike[str]) -> tuple[np.ndarray, Image.Image]:
         """Load an image: the network input ``[C, H, W]`` and the RGB crop the network sees."""
@@ -57,12 +61,16 @@ class Explainer:
             return self._torch
 
     def _torch_model(self) -> Any:
-        model = getattr(self._classifier, "model", None)
-        if model is None:
-            from cnn_desktop.core.backends.torch import load_torch_model
+        """Explanations' own copy of the torch model: hooks and gradients on it never meet
+        a classification running on the classifier's model in another thread."""
+        with self._model_lock:
+            if self._model is None:
+                from cnn_desktop.core.backends.torch import load_torch_model
 
-            model = load_torch_model(self.bundle)
-        return model
+                model = load_torch_model(self.bundle)
+                device = getattr(self._classifier, "torch_device", None)
+                self._model = model.to(device) if device is not None else model
+            return self._model
 
     def _extractor(self) -> Any:
         return self._torch_extractor() if self.backend == "torch" else self._onnx_extractor()
@@ -73,14 +81,20 @@ class Explainer:
 
     def feature_maps(self, tensor: np.ndarray, layer: str) -> np.ndarray:
         """Activations ``[channels, h, w]`` of ``layer`` for one network input."""
-        return self._extractor().feature_maps(tensor, layer)
+        if self.backend != "torch":
+            return self._onnx_extractor().feature_maps(tensor, layer)
+        extractor = self._torch_extractor()
+        with self._torch_call:
+            return extractor.feature_maps(tensor, layer)
 
     def cam(self, tensor: np.ndarray, class_index: int) -> CamResult:
         """Grad-CAM on PyTorch; the gradient-free CAM on ONNX Runtime."""
         if self.backend == "torch":
             from cnn_desktop.core.cam import grad_cam
 
-            return grad_cam(self._torch_model(), tensor, class_index)
+            model = self._torch_model()
+            with self._torch_call:
+                return grad_cam(model, tensor, class_index)
         return class_activation_map(self._onnx_extractor(), tensor, class_index)
 
     def summary(self) -> list[LayerInfo]:

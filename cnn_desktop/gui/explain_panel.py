@@ -82,7 +82,13 @@ class ExplainPanel(QTabWidget):
             self.features.set_layers(convs)
             self._refresh_visible()
 
-        self.runner.submit("Model summary", job, key="summary", on_result=done, on_error=self._fail)
+        self.runner.submit(
+            "Model summary",
+            job,
+            key="summary",
+            on_result=done,
+            on_error=lambda m: self._fail("Model summary", m),
+        )
 
     # ----- image --------------------------------------------------------------------------
     def set_image(self, entry: ImageEntry | None) -> None:
@@ -96,6 +102,12 @@ class ExplainPanel(QTabWidget):
         title = str(entry.path) + (f"\n⚠ {entry.error}" if entry.error else "")
         keep_image = self.prediction.preview.image() if same_image else entry.thumbnail
         self.prediction.show_image(title, keep_image, entry.predictions)
+        if entry.error is not None:
+            self.prediction.clear_cam("No class-activation map: the image could not be read.")
+            self.features.clear("This image could not be read.")
+            return
+        if entry.pending:
+            self.features.clear("Classifying…")
         if not same_image:
             self._request_preview(entry.path)
         self._refresh_visible()
@@ -146,7 +158,11 @@ class ExplainPanel(QTabWidget):
             )
 
         self.runner.submit(
-            "Class-activation map", job, key="cam", on_result=done, on_error=self._fail
+            "Class-activation map",
+            job,
+            key="cam",
+            on_result=done,
+            on_error=lambda m: self._fail("Class-activation map", m),
         )
 
     def _request_features(self) -> None:
@@ -177,10 +193,16 @@ class ExplainPanel(QTabWidget):
             if self.entry is not None and self.entry.path == entry.path:
                 self.features.show_result(result)
 
-        self.runner.submit("Feature maps", job, key="features", on_result=done, on_error=self._fail)
+        self.runner.submit(
+            "Feature maps",
+            job,
+            key="features",
+            on_result=done,
+            on_error=lambda m: self._fail("Feature maps", m),
+        )
 
-    def _fail(self, message: str) -> None:
-        self.error.emit(message)
+    def _fail(self, what: str, message: str) -> None:
+        self.error.emit(f"{what}: {message}")
 
 
 def _tile_kernels(kernels, columns: int) -> Image.Image:

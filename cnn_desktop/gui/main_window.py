@@ -5,16 +5,12 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-import platformdirs
 from PySide6.QtCore import QByteArray, QModelIndex, Qt
-from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QGuiApplication
+from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent
 from PySide6.QtWidgets import (
-    QFileDialog,
-    QInputDialog,
     QLabel,
     QListView,
     QMainWindow,
-    QMessageBox,
     QProgressBar,
     QPushButton,
     QSplitter,
@@ -25,15 +21,16 @@ from PySide6.QtWidgets import (
 )
 
 from cnn_desktop.core.bundle import BUNDLE_SUFFIX
-from cnn_desktop.core.images import IMAGE_EXTENSIONS
 from cnn_desktop.gui import jobs
 from cnn_desktop.gui.batch_panel import BatchPanel
+from cnn_desktop.gui.commands import WindowCommands
 from cnn_desktop.gui.explain_panel import ExplainPanel
 from cnn_desktop.gui.gallery_filter import GalleryFilterBar, GalleryFilterModel
 from cnn_desktop.gui.menus import build_menus
 from cnn_desktop.gui.results_model import EntryRole, ImageEntry, ResultsModel
 from cnn_desktop.gui.runner import TaskHandle, TaskRunner
 from cnn_desktop.gui.state import ActiveModel, Settings
+from cnn_desktop.gui.train_panel import TrainPanel
 from cnn_desktop.gui.widgets.gallery_delegate import GalleryDelegate
 from cnn_desktop.gui.widgets.notifications import NotificationArea
 
@@ -45,7 +42,7 @@ EMPTY_HINT = (
 PAGES = {"gallery": 0, "table": 1}
 
 
-class MainWindow(QMainWindow):
+class MainWindow(WindowCommands, QMainWindow):
     """Gallery of classified images; the selected one's classes, feature maps and CAM."""
 
     def __init__(self, settings: Settings | None = None, model_path: str | None = None) -> None:
@@ -61,6 +58,7 @@ class MainWindow(QMainWindow):
         self.active_model: ActiveModel | None = None
         self._model_path: str | None = model_path
         self._waiting_inputs: list[Path] = []
+        self._focus: tuple[Path, int] | None = None  # image to show with a CAM once classified
         self._classify_tasks: set[TaskHandle] = set()
         # Bumped by "Clear": results still queued from older batches are dropped.
         self._generation = 0
@@ -128,11 +126,21 @@ class MainWindow(QMainWindow):
         self.pages.addWidget(self.empty_state)
         self.pages.addWidget(splitter)
 
+        self.train_panel = TrainPanel(self.runner, self.settings, self)
+        self.train_panel.message.connect(self.notifications.info)
+        self.train_panel.error.connect(self.notifications.error)
+        self.train_panel.use_model.connect(self.open_model)
+        self.train_panel.show_image.connect(self.show_image_with_cam)
+        self.mode_tabs = QTabWidget(self)
+        self.mode_tabs.setDocumentMode(True)
+        self.mode_tabs.addTab(self.pages, "Classify")
+        self.mode_tabs.addTab(self.train_panel, "Train")
+
         central = QWidget(self)
         layout = QVBoxLayout(central)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self.notifications)
-        layout.addWidget(self.pages, 1)
+        layout.addWidget(self.mode_tabs, 1)
         self.setCentralWidget(central)
 
         self.model_label = QLabel("Loading model…", self)
@@ -156,13 +164,25 @@ class MainWindow(QMainWindow):
 
     def show_page(self, name: str) -> None:
         """Show the gallery or the results table."""
+        self.mode_tabs.setCurrentIndex(0)
         self.pages.setCurrentIndex(1)
         self.left_tabs.setCurrentIndex(PAGES[name])
 
     def show_detail(self, name: str) -> None:
         """Show the prediction, feature-map or model tab of the right panel."""
+        self.mode_tabs.setCurrentIndex(0)
         self.pages.setCurrentIndex(1)
         self.explain.show_tab(name)
+
+    def show_training(self) -> None:
+        """Show the Train tab."""
+        self.mode_tabs.setCurrentIndex(1)
+
+    def show_image_with_cam(self, path: str, class_index: int) -> None:
+        """Classify one image with the active model and show its CAM for ``class_index``."""
+        self.mode_tabs.setCurrentIndex(0)
+        self._focus = (Path(path), class_index)
+        self.add_inputs([Path(path)])
 
     # ----- model --------------------------------------------------------------------------
     def open_model(self, path: str | None) -> TaskHandle:
@@ -264,6 +284,11 @@ class MainWindow(QMainWindow):
             self.results.set_result(item.path, item.predictions, item.error, item.thumbnail)
             if item.error is not None:
                 self.notifications.error(f"{item.path.name}: {item.error}")
+            if self._focus is not None and self._focus[0] == item.path:
+                self._select_path(item.path)
+                self.explain.show_tab("prediction")
+                self.explain.prediction.explain_class(self._focus[1])
+                self._focus = None
 
     def _select_path(self, path: Path) -> None:
         row = self.results.row_of(path)
@@ -306,85 +331,6 @@ class MainWindow(QMainWindow):
     def _show_selected(self) -> None:
         self.explain.set_image(self.selected_entry())
 
-    # ----- dialogs ------------------------------------------------------------------------
-    def _remember_folder(self, folder: str) -> None:
-        self.settings.last_folder = folder
-        self.batch_panel.last_folder = folder
-
-    def choose_images(self) -> None:
-        patterns = " ".join(f"*{ext}" for ext in sorted(IMAGE_EXTENSIONS))
-        files, _ = QFileDialog.getOpenFileNames(
-            self, "Open Images", self.settings.last_folder, f"Images ({patterns});;All files (*)"
-        )
-        if files:
-            self._remember_folder(str(Path(files[0]).parent))
-            self.add_inputs([Path(f) for f in files])
-
-    def choose_folder(self) -> None:
-        folder = QFileDialog.getExistingDirectory(self, "Open Folder", self.settings.last_folder)
-        if folder:
-            self._remember_folder(folder)
-            self.add_inputs([Path(folder)])
-
-    def choose_model(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(
-            self,
-            "Open Model",
-            self.settings.last_folder,
-            "Models (*.onnx model.json);;All files (*)",
-        )
-        if path:
-            chosen = Path(path)
-            self.open_model(str(chosen.parent if chosen.name == "model.json" else chosen))
-
-    def choose_top_k(self) -> None:
-        k, ok = QInputDialog.getInt(
-            self, "Top-K", "Classes shown per image:", self.settings.top_k, 1, 20
-        )
-        if ok:
-            self.set_top_k(k)
-
-    def set_top_k(self, k: int) -> None:
-        """Show ``k`` classes per image (re-classifies what is listed)."""
-        self.settings.top_k = k
-        inputs = [e.path for e in self.results.entries()]
-        if self.active_model is not None and inputs:
-            self._classify(inputs)
-
-    def paste(self) -> None:
-        """Classify the clipboard: an image, image files, or paths as text."""
-        mime = QGuiApplication.clipboard().mimeData()
-        if mime.hasUrls():
-            self.add_inputs([Path(u.toLocalFile()) for u in mime.urls() if u.isLocalFile()])
-        elif mime.hasImage():
-            image = QGuiApplication.clipboard().image()
-            folder = Path(platformdirs.user_cache_dir("cnn-desktop")) / "pasted"
-            folder.mkdir(parents=True, exist_ok=True)
-            target = folder / time.strftime("pasted-%Y%m%d-%H%M%S.png")
-            if image.isNull() or not image.save(str(target)):
-                self.notifications.error("The clipboard image could not be read")
-                return
-            self.add_inputs([target])
-        elif mime.hasText():
-            paths = [Path(line.strip()) for line in mime.text().splitlines() if line.strip()]
-            self.add_inputs(paths)
-        else:
-            self.notifications.info("The clipboard holds no image or path")
-
-    def show_about(self) -> None:
-        """Versions and devices (gathered in the background; torch import takes a moment)."""
-        from cnn_desktop.core.sysinfo import system_info
-
-        self.runner.submit(
-            "About", lambda _context: system_info(), on_result=self._show_about_dialog
-        )
-
-    def _show_about_dialog(self, info: dict) -> None:
-        from cnn_desktop.gui.about import about_html
-
-        model = self.active_model.status_text() if self.active_model else "no model loaded"
-        QMessageBox.about(self, "About cnn-desktop", about_html(info, model))
-
     # ----- drag and drop ------------------------------------------------------------------
     def dragEnterEvent(self, event: QDragEnterEvent) -> None:
         if event.mimeData().hasUrls():
@@ -415,5 +361,6 @@ class MainWindow(QMainWindow):
     def closeEvent(self, event: QCloseEvent) -> None:
         self.settings.qsettings.setValue("window/geometry", self.saveGeometry())
         self.settings.qsettings.setValue("window/splitter", self.splitter.saveState())
-        self.runner.shutdown(timeout_s=5.0)
+        # A training run saves its best model before stopping: give it time to.
+        self.runner.shutdown(timeout_s=30.0 if self.train_panel.handle is not None else 5.0)
         super().closeEvent(event)

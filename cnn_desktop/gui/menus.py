@@ -51,7 +51,7 @@ def build_menus(window: MainWindow) -> WindowActions:
     for action in window.batch_actions():
         file_menu.addAction(action)
     file_menu.addSeparator()
-    _add(window, file_menu, "&Quit", QKeySequence.StandardKey.Quit, window.close)
+    _add(window, file_menu, "&Quit", "Ctrl+Q", window.close)
 
     edit_menu = bar.addMenu("&Edit")
     _add(window, edit_menu, "&Paste Image or Path", QKeySequence.StandardKey.Paste, window.paste)
@@ -66,6 +66,8 @@ def build_menus(window: MainWindow) -> WindowActions:
     _add(window, view_menu, "&Prediction", "Ctrl+3", lambda: window.show_detail("prediction"))
     _add(window, view_menu, "&Feature Maps", "Ctrl+4", lambda: window.show_detail("features"))
     _add(window, view_menu, "&Model Layers", "Ctrl+5", lambda: window.show_detail("model"))
+    view_menu.addSeparator()
+    _add(window, view_menu, "&Train a Model…", "Ctrl+T", window.show_training)
 
     model_menu = bar.addMenu("&Model")
     _add(window, model_menu, "&Open Model…", "Ctrl+M", window.choose_model)

@@ -79,7 +79,10 @@ class TrainPanel(QWidget):
         scroll = QScrollArea(self)
         scroll.setWidgetResizable(True)
         scroll.setWidget(left)
-        scroll.setMinimumWidth(380)
+        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        scroll.setMinimumWidth(
+            left.sizeHint().width() + scroll.verticalScrollBar().sizeHint().width()
+        )
         right = QSplitter(Qt.Orientation.Vertical, self)
         self.start_button = QPushButton("Start training", self)
         self.start_button.clicked.connect(self.start)
@@ -99,7 +102,7 @@ class TrainPanel(QWidget):
         splitter.addWidget(scroll)
         splitter.addWidget(right)
         splitter.setStretchFactor(1, 1)
-        splitter.setSizes([440, 840])
+        splitter.setSizes([scroll.minimumWidth(), 900])
         layout = QVBoxLayout(self)
         layout.setContentsMargins(4, 4, 4, 4)
         layout.addWidget(splitter)
@@ -120,6 +123,7 @@ class TrainPanel(QWidget):
         self.class_table.setHorizontalHeaderLabels(["Class", "Images"])
         self.class_table.horizontalHeader().setStretchLastSection(True)
         self.class_table.verticalHeader().setVisible(False)
+        self.class_table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
         self.class_table.setMaximumHeight(140)
         self.skipped_label = QLabel(box)
         self.skipped_list = QListWidget(box)
@@ -207,6 +211,8 @@ class TrainPanel(QWidget):
         elif folder == self.folder_edit.text():  # not an older scan finishing late
             self._show_report(report, text, failed=report is None)
             self.augment.refresh()
+            if self.handle is None:
+                self.run_view.set_status("Ready to train." if report else "Fix the data first.")
 
     def _show_report(self, report: ScanReport | None, text: str = "", failed: bool = False) -> None:
         self.report = report

@@ -28,6 +28,7 @@ from tests.gui.conftest import (
 WAIT_MS = 30_000
 STEM = "conv_stem (Conv)"  # the first convolution: 32 channels of 112×112 on a 224×224 input
 BY_MEAN = "Mean activation (high → low)"
+DEEP = "blocks.3.1.conv_pwl (Conv)"  # 80 channels of 14×14, many modules into the network
 
 
 @pytest.fixture
@@ -308,46 +309,27 @@ def select_bad_file_after_explaining_the_photo(qtbot, window: MainWindow, photos
     qtbot.waitUntil(lambda: not window.runner.active, timeout=WAIT_MS)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="BUG: PredictionView.show_image says 'Computing the class-activation map…' for a "
-    "file that failed to load, but ExplainPanel._refresh_visible never computes one",
-)
-def test_a_bad_file_selected_does_not_promise_a_map(qtbot, window: MainWindow, photos, tmp_path):
-    select_bad_file_after_explaining_the_photo(qtbot, window, photos, tmp_path)
-    assert "Computing" not in window.explain.prediction.cam_label.text()
-
-
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="BUG: ExplainPanel.set_image keeps the previous image's feature maps on the "
-    "Feature Maps tab when the newly selected file failed to load",
-)
-def test_a_bad_file_selected_shows_no_feature_maps_of_another_image(
+def test_a_bad_file_selected_shows_no_stale_explanation(
     qtbot, window: MainWindow, photos, tmp_path
 ):
     select_bad_file_after_explaining_the_photo(qtbot, window, photos, tmp_path)
+    prediction, features = window.explain.prediction, window.explain.features
+    assert prediction.cam_enabled
+    assert "Computing" not in prediction.cam_label.text(), "no map is coming for this file"
+    assert prediction.preview.image() is None, "not the cat's map"
+
     window.show_detail("features")
     qtbot.wait(100)
-    features = window.explain.features
+    qtbot.waitUntil(lambda: not window.runner.active, timeout=WAIT_MS)
     assert features.result is None and view_is_empty(features), features.stats_label.text()
+    assert not errors(window)[1:], "only the file's own error"
 
 
-DEEP = "blocks.3.1.conv_pwl (Conv)"
-
-
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="BUG: on PyTorch, feature maps and Grad-CAM hook the classifier's own model "
-    "(core/explainer.py _torch_model) while classification runs on it in another thread, "
-    "unlocked: they capture the other images' activations or fail with 'does not require grad'",
-)
 def test_torch_explanations_stay_right_while_a_batch_classifies(
     qtbot, chelsea_window: MainWindow, big_batch
 ):
+    # Explanations on PyTorch must not hook into (or be hooked by) the forward passes of a
+    # classification running at the same time on another thread.
     window = chelsea_window
     features, prediction = window.explain.features, window.explain.prediction
     switch_backend(qtbot, window, "torch")

@@ -87,6 +87,22 @@ def test_a_single_class_folder_is_refused_in_red_and_start_stays_disabled(qtbot,
     assert panel.class_table.isHidden()
 
 
+def test_last_folder_mode_and_epochs_come_back_and_the_folder_is_scanned_when_shown(
+    qtbot, runner, tmp_path, digits
+):
+    settings = isolated_settings(tmp_path / "settings.ini")
+    for key, value in (("data_folder", str(digits)), ("mode", "scratch"), ("epochs", 7)):
+        settings.qsettings.setValue(f"train/{key}", value)
+    panel = TrainPanel(runner, settings)
+    qtbot.addWidget(panel)
+    assert (panel.mode, panel.epochs_spin.value()) == ("scratch", 7)
+    assert panel.folder_edit.text() == str(digits) and panel.report is None
+    panel.show()
+    qtbot.waitUntil(lambda: panel.report is not None, timeout=SCAN_MS)
+    assert panel.report.total == 3 * PER_CLASS
+    assert panel.output_edit.text() == str(digits.parent / "digits.cnnmodel")
+
+
 def test_mode_sets_defaults_and_the_augmentation_preview_follows_the_choice(qtbot, panel, digits):
     choose(panel, "full", "resnet18", 8)
     assert not panel.arch_combo.isEnabled()

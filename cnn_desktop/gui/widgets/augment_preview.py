@@ -18,7 +18,7 @@ from cnn_desktop.gui.runner import TaskContext, TaskHandle, TaskRunner
 
 SAMPLES = 8
 COLUMNS = 4
-TILE_SIDE = 76
+TILE_SIDE = 68
 SCRATCH_PREVIEW_SIDE = 64
 DEBOUNCE_MS = 150
 PreviewSource = Callable[[], tuple[Path, ModelSpec] | None]
@@ -178,6 +178,7 @@ class AugmentationChooser(QWidget):
             samples = augmentation_preview(load_image(path), names, spec, SAMPLES, 0)
             return [pil_to_qimage(sample) for sample in samples]
 
+        self.preview.set_message("Computing the preview…")
         return self.runner.submit(
             "Augmentation preview",
             job,

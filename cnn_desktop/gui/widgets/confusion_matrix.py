@@ -11,6 +11,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from PIL import Image, ImageOps
 from PySide6.QtCore import QSize, Qt, QUrl, Signal
 from PySide6.QtGui import QColor, QDesktopServices, QIcon, QImage, QPixmap
 from PySide6.QtWidgets import (
@@ -61,12 +62,14 @@ class ConfusionMatrixView(QWidget):
         self.caption.setStyleSheet("color: palette(placeholder-text);")
         self.table = QTableWidget(self)
         self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
-        self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        # No selection colour: the cell colours carry the meaning; the clicked cell is in bold.
+        self.table.setSelectionMode(QAbstractItemView.SelectionMode.NoSelection)
+        self.table.setFocusPolicy(Qt.FocusPolicy.NoFocus)
         self.table.setCornerButtonEnabled(False)
         for header in (self.table.horizontalHeader(), self.table.verticalHeader()):
             header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
             header.setMinimumSectionSize(40)
-        self.table.cellClicked.connect(self.cell_clicked.emit)
+        self.table.cellClicked.connect(self._clicked)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self.caption)
@@ -100,6 +103,14 @@ class ConfusionMatrixView(QWidget):
                     f"{count} image(s), {share:.0%} of {self.classes[row]}"
                 )
                 self.table.setItem(row, column, item)
+
+    def _clicked(self, row: int, column: int) -> None:
+        for r in range(self.table.rowCount()):
+            for c in range(self.table.columnCount()):
+                font = self.table.item(r, c).font()
+                font.setBold((r, c) == (row, column))
+                self.table.item(r, c).setFont(font)
+        self.cell_clicked.emit(row, column)
 
     def clear(self) -> None:
         """Show nothing."""
@@ -207,7 +218,9 @@ def load_thumbnails(paths: Sequence[str]) -> Callable[[TaskContext], int]:
                 image = load_image(path, min_side=THUMBNAIL_SIDE)
             except ImageLoadError:
                 continue
-            image.thumbnail((THUMBNAIL_SIDE, THUMBNAIL_SIDE))
+            small = max(image.size) < THUMBNAIL_SIDE // 2  # tiny images (digits) stay crisp
+            resample = Image.Resampling.NEAREST if small else Image.Resampling.BICUBIC
+            image = ImageOps.contain(image, (THUMBNAIL_SIDE, THUMBNAIL_SIDE), resample)
             context.emit((path, pil_to_qimage(image)))
         return len(paths)
 

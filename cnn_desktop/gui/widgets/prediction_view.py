@@ -88,6 +88,10 @@ class PredictionView(QWidget):
         blended = overlay(self._crop, self._heatmap, opacity=self.opacity.value() / 100)
         self.preview.set_image(pil_to_qimage(blended))
 
+    def explain_class(self, index: int) -> None:
+        """Switch the CAM on for class ``index``."""
+        self._class_clicked(index)
+
     def _class_clicked(self, index: int) -> None:
         self.cam_class = index
         if not self.cam_enabled:

@@ -120,7 +120,8 @@ class TrainingCurves(QWidget):
         background = palette.color(QPalette.ColorRole.Base)
         foreground = palette.color(QPalette.ColorRole.Text)
         plots = []
-        for title, unit in (("Loss", ""), ("Accuracy", "%")):
+        # The legend sits where the curves are not: top right for loss, bottom right for accuracy.
+        for title, unit, legend_y in (("Loss", "", 10), ("Accuracy", "%", -10)):
             plot = pg.PlotWidget(self, background=background)
             item = plot.getPlotItem()
             item.setTitle(title, color=foreground.name())
@@ -131,7 +132,7 @@ class TrainingCurves(QWidget):
             for axis in ("left", "bottom"):
                 item.getAxis(axis).setTextPen(foreground)
                 item.getAxis(axis).setPen(foreground)
-            item.addLegend(offset=(-10, 10), labelTextColor=foreground.name())
+            item.addLegend(offset=(-10, legend_y), labelTextColor=foreground.name())
             item.setMouseEnabled(x=False, y=False)
             item.hideButtons()
             self._layout.addWidget(plot)

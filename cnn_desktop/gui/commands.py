@@ -1,0 +1,108 @@
+"""The window's commands that talk to the user: file dialogs, paste, top-K, About.
+
+A mixin of :class:`cnn_desktop.gui.main_window.MainWindow`; it relies on the window's
+``settings``, ``runner``, ``notifications``, ``results``, ``batch_panel``, ``active_model``,
+``add_inputs``, ``open_model`` and ``_classify``.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtGui import QGuiApplication
+from PySide6.QtWidgets import QFileDialog, QInputDialog, QMessageBox
+
+from cnn_desktop.core.images import IMAGE_EXTENSIONS
+from cnn_desktop.core.pretrained import cache_dir
+
+
+class WindowCommands:
+    """File dialogs, clipboard, top-K and About for the main window."""
+
+    settings: Any
+    runner: Any
+    notifications: Any
+    results: Any
+    batch_panel: Any
+    active_model: Any
+
+    def _remember_folder(self, folder: str) -> None:
+        self.settings.last_folder = folder
+        self.batch_panel.last_folder = folder
+
+    def choose_images(self) -> None:
+        patterns = " ".join(f"*{ext}" for ext in sorted(IMAGE_EXTENSIONS))
+        files, _ = QFileDialog.getOpenFileNames(
+            self, "Open Images", self.settings.last_folder, f"Images ({patterns});;All files (*)"
+        )
+        if files:
+            self._remember_folder(str(Path(files[0]).parent))
+            self.add_inputs([Path(f) for f in files])
+
+    def choose_folder(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Open Folder", self.settings.last_folder)
+        if folder:
+            self._remember_folder(folder)
+            self.add_inputs([Path(folder)])
+
+    def choose_model(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(
+            self,
+            "Open Model",
+            self.settings.last_folder,
+            "Models (*.onnx model.json);;All files (*)",
+        )
+        if path:
+            chosen = Path(path)
+            self.open_model(str(chosen.parent if chosen.name == "model.json" else chosen))
+
+    def choose_top_k(self) -> None:
+        k, ok = QInputDialog.getInt(
+            self, "Top-K", "Classes shown per image:", self.settings.top_k, 1, 20
+        )
+        if ok:
+            self.set_top_k(k)
+
+    def set_top_k(self, k: int) -> None:
+        """Show ``k`` classes per image (re-classifies what is listed)."""
+        self.settings.top_k = k
+        inputs = [e.path for e in self.results.entries()]
+        if self.active_model is not None and inputs:
+            self._classify(inputs)
+
+    def paste(self) -> None:
+        """Classify the clipboard: an image, image files, or paths as text."""
+        mime = QGuiApplication.clipboard().mimeData()
+        if mime.hasUrls():
+            self.add_inputs([Path(u.toLocalFile()) for u in mime.urls() if u.isLocalFile()])
+        elif mime.hasImage():
+            image = QGuiApplication.clipboard().image()
+            folder = cache_dir() / "pasted"
+            folder.mkdir(parents=True, exist_ok=True)
+            stamp = time.strftime("%Y%m%d-%H%M%S")
+            target = folder / f"pasted-{stamp}-{time.monotonic_ns() % 10**9:09d}.png"
+            if image.isNull() or not image.save(str(target)):
+                self.notifications.error("The clipboard image could not be read")
+                return
+            self.add_inputs([target])
+        elif mime.hasText():
+            paths = [Path(line.strip()) for line in mime.text().splitlines() if line.strip()]
+            self.add_inputs(paths)
+        else:
+            self.notifications.info("The clipboard holds no image or path")
+
+    def show_about(self) -> None:
+        """Versions and devices (gathered in the background; torch import takes a moment)."""
+        from cnn_desktop.core.sysinfo import system_info
+
+        self.runner.submit(
+            "About", lambda _context: system_info(), on_result=self._show_about_dialog
+        )
+
+    def _show_about_dialog(self, info: dict) -> None:
+        from cnn_desktop.gui.about import about_html
+
+        model = self.active_model.status_text() if self.active_model else "no model loaded"
+        QMessageBox.about(self, "About cnn-desktop", about_html(info, model))
