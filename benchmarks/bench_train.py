@@ -31,7 +31,7 @@ PHOTOS = (
     "coffee",
     "astronaut",
     "rocket",
-    "motorcycle_left",
+    "immunohistochemistry",
     "camera",
     "coins",
     "brick",

@@ -52,8 +52,11 @@ STALL_MS = 50.0
 SAMPLE_AFTER_S = 0.040  # the watchdog samples once the UI thread is this late
 SAMPLE_PERIOD_S = 0.005
 SAMPLER_LATE_S = 0.030  # the sampler itself this late: the GIL was held elsewhere
+UI_BUSY_SHARE = 0.3  # the UI thread used this share of a gap's time: it was the one busy
+PROFILE_S = 2.0  # how long the diagnostic pass profiles the UI thread's Python callbacks
 WAIT_TIMEOUT_S = 300.0
 HEAVY_MODULES = ("torch", "torchvision", "timm")
+IDLE_FRAMES = frozenset({"wait", "_wait_for_tstate_lock", "get", "result"})  # threads waiting
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 
 
@@ -116,18 +119,26 @@ def gap_stats(ticks: list[float]) -> dict:
     }
 
 
+def _where(code) -> str:
+    path = Path(code.co_filename)
+    try:
+        shown = str(path.relative_to(REPO_ROOT))
+    except ValueError:
+        shown = "/".join(path.parts[-2:])
+    return shown
+
+
 def _stack(frame, limit: int = 8) -> list[str]:
     lines = []
     while frame is not None and len(lines) < limit:
-        code = frame.f_code
-        path = Path(code.co_filename)
-        try:
-            shown = str(path.relative_to(REPO_ROOT))
-        except ValueError:
-            shown = "/".join(path.parts[-2:])
-        lines.append(f"{shown}:{frame.f_lineno} {code.co_name}")
+        lines.append(f"{_where(frame.f_code)}:{frame.f_lineno} {frame.f_code.co_name}")
         frame = frame.f_back
     return lines  # innermost first
+
+
+def _code_name(code) -> str:
+    name = getattr(code, "co_qualname", code.co_name)
+    return f"{_where(code)}:{code.co_firstlineno} {name}"
 
 
 class StallSampler(threading.Thread):
@@ -160,9 +171,10 @@ class StallSampler(threading.Thread):
                     "sampler_late_ms": round(sampler_late * 1000, 1),
                     "ui_stack": _stack(frames.get(self.main.ident)),
                     "others": {
-                        str(names.get(ident, ident)): _stack(frame, 4)
+                        str(names.get(ident, ident)): _stack(frame, 3)
                         for ident, frame in frames.items()
                         if ident not in (self.main.ident, self.ident)
+                        and frame.f_code.co_name not in IDLE_FRAMES
                     },
                 }
             )
@@ -190,8 +202,8 @@ def attribute_stalls(probe: EventLoopProbe, samples: list[dict], origin: float) 
         sampler_late = max((s["sampler_late_ms"] for s in seen), default=0.0)
         busy_ui = [s for s in seen if s["ui_late_ms"] >= SAMPLE_AFTER_S * 1000]
         where = _project_frame((busy_ui or seen)[0]["ui_stack"]) if seen else "(not sampled)"
-        if ui_ms >= 0.5 * gap_ms:
-            verdict = f"UI thread busy ({ui_ms:.0f} ms CPU) in {where}"
+        if ui_ms >= UI_BUSY_SHARE * gap_ms:
+            verdict = f"UI thread busy ({ui_ms:.0f} ms CPU) in {where}; see ui_callbacks"
         elif sampler_late >= SAMPLER_LATE_S * 1000:
             verdict = (
                 f"UI thread waiting ({ui_ms:.0f} ms CPU); no Python thread ran for "
@@ -212,7 +224,7 @@ def attribute_stalls(probe: EventLoopProbe, samples: list[dict], origin: float) 
         }
         if seen:
             stall["sampler_blocked_ms"] = sampler_late
-            stall["ui_stack"] = (busy_ui or seen)[0]["ui_stack"][:4]
+            stall["ui_stack"] = (busy_ui or seen)[0]["ui_stack"][:3]
             stall["other_threads"] = seen[0]["others"]
         stalls.append(stall)
     return sorted(stalls, key=lambda s: -s["gap_ms"])
@@ -221,7 +233,11 @@ def attribute_stalls(probe: EventLoopProbe, samples: list[dict], origin: float) 
 def _project_frame(stack: list[str]) -> str:
     """The innermost frame in cnn-desktop's code; none means Qt's own C++ code (or a wait)."""
     project = [f for f in stack if f.startswith("cnn_desktop")]
-    return project[0] if project else "Qt event loop (no cnn_desktop frame)"
+    return (
+        project[0]
+        if project
+        else "Qt (no cnn_desktop frame caught: Qt's C++ code or short callbacks)"
+    )
 
 
 def hotspots(samples: list[dict]) -> list[dict]:
@@ -235,6 +251,65 @@ def hotspots(samples: list[dict]) -> list[dict]:
                 _project_frame(sample["ui_stack"]) + (" [GIL held elsewhere]" if held else "")
             ] += 1
     return [{"ui_frame": frame, "samples": n} for frame, n in where.most_common(8)]
+
+
+class CallbackProfiler:
+    """Times each Python callback Qt makes on the UI thread (slots, model ``data()``, paint
+    events...) with sys.setprofile; it slows the UI thread down, so it runs in a pass of its
+    own. Many short callbacks from one Qt operation (a view asking ``data()`` of every row)
+    show up as many calls inside one stall."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[float, float, str]] = []  # start, seconds, callback
+        self._top = None
+        self._started = 0.0
+        self._names: dict = {}
+
+    def hook(self, frame, event: str, _arg) -> None:
+        if event == "call" and self._top is None:
+            code = frame.f_code
+            if code.co_filename != __file__ and (
+                frame.f_back is None or frame.f_back.f_code.co_filename == __file__
+            ):  # called by Qt from the event loop this script runs (or by this script)
+                self._top, self._started = frame, time.perf_counter()
+        elif event == "return" and frame is self._top:
+            code = frame.f_code
+            name = self._names.get(code) or self._names.setdefault(code, _code_name(code))
+            self.calls.append((self._started, time.perf_counter() - self._started, name))
+            self._top = None
+
+    def report(self, ticks: list[float], top: int = 5) -> dict:
+        """The callbacks that took the most time inside the probe's gaps over 50 ms, and the
+        slowest single callbacks."""
+        stalls = [(a, b) for a, b in itertools.pairwise(ticks) if (b - a) * 1000 > STALL_MS]
+        inside: dict[str, list[float]] = {}
+        for started, seconds, name in self.calls:
+            if any(a < started < b for a, b in stalls):
+                entry = inside.setdefault(name, [0, 0.0])
+                entry[0] += 1
+                entry[1] += seconds * 1000
+        stalled_ms = sum((b - a) * 1000 for a, b in stalls)
+        ranked = sorted(inside.items(), key=lambda item: -item[1][1])[:top]
+        slowest: dict[str, float] = {}
+        for _started, seconds, name in self.calls:
+            slowest[name] = max(slowest.get(name, 0.0), seconds * 1000)
+        return {
+            "stalls_over_50ms": len(stalls),
+            "stalled_ms": round(stalled_ms),
+            "callbacks_inside_stalls": [
+                {
+                    "callback": name,
+                    "calls_per_stall": round(calls / len(stalls)),
+                    "ms_per_stall": round(ms / len(stalls), 1),
+                    "share_of_stalled_time": round(ms / stalled_ms, 2),
+                }
+                for name, (calls, ms) in ranked
+            ],
+            "slowest_single_callbacks_ms": {
+                name: round(ms, 1)
+                for name, ms in sorted(slowest.items(), key=lambda item: -item[1])[:top]
+            },
+        }
 
 
 # ----- driving the window -----------------------------------------------------------------
@@ -274,6 +349,24 @@ def probe_report(
     report["ui_thread_while_late"] = hotspots(sampler.samples)
     sampler.samples.clear()
     return report
+
+
+def profile_callbacks(window, folder: Path, probe: EventLoopProbe) -> dict:
+    """Classify the folder again with the UI thread's Python callbacks profiled for a while."""
+    window.clear_images()
+    wait_until(lambda: not window.runner.active, "the runner to be idle")
+    profiler = CallbackProfiler()
+    probe.start()
+    sys.setprofile(profiler.hook)
+    try:
+        window.add_inputs([folder])
+        idle_for(PROFILE_S)
+    finally:
+        sys.setprofile(None)
+        probe.stop()
+    window.cancel_classification()
+    wait_until(lambda: not window.runner.active, "the runner to be idle")
+    return profiler.report(probe.ticks)
 
 
 def responsiveness(folder: Path, count: int, settings_file: Path) -> dict:
@@ -337,7 +430,7 @@ def responsiveness(folder: Path, count: int, settings_file: Path) -> dict:
     marks["last_result"] = batch_s
     wait_until(lambda: not window.runner.active, "the runner to be idle")
     probe.stop()
-    busy = probe_report(probe, sampler, started, stalls_shown=12)
+    busy = probe_report(probe, sampler, started, stalls_shown=6)
     failed = sum(e.error is not None for e in window.results.entries())
 
     idle_for(0.5)  # let the last repaints settle
@@ -346,6 +439,7 @@ def responsiveness(folder: Path, count: int, settings_file: Path) -> dict:
     probe.stop()
     idle = probe_report(probe, sampler, probe.ticks[0], stalls_shown=3)
     sampler.stopped.set()
+    callbacks = profile_callbacks(window, folder, probe) if busy["gaps_over_50ms"] else {}
     window.close()
     return {
         "images": count,
@@ -362,6 +456,12 @@ def responsiveness(folder: Path, count: int, settings_file: Path) -> dict:
         "ratio_p99_gap_batch_over_idle": round(busy["p99_gap_ms"] / idle["p99_gap_ms"], 2),
         "target": f"no event-loop stall over {STALL_MS:.0f} ms during the batch",
         "target_met": busy["max_gap_ms"] <= STALL_MS,
+        "ui_callbacks": {
+            "what": f"Python callbacks on the UI thread over the first {PROFILE_S:.0f} s of "
+            "the same batch run again under a profiler (only when stalls were found; the "
+            "profiler slows callbacks down: compare them with each other only)",
+            **callbacks,
+        },
         "startup_until_model_and_summary": startup,
     }
 

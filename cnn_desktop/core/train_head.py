@@ -10,11 +10,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
+import onnx
 import torch
+from onnx import numpy_helper
 from torch import nn
 
 from cnn_desktop.core.dataset import ScanReport, Split, class_weights
 from cnn_desktop.core.embeddings import EmbeddingCache, EmbeddingModel, embed_paths
+from cnn_desktop.core.evaluate import Evaluation, compute_metrics
 from cnn_desktop.core.pretrained import cache_dir, default_model_bundle, load_pretrained_model
 from cnn_desktop.core.tasks import CancelToken
 from cnn_desktop.core.train import (
@@ -33,8 +36,8 @@ def _embed(
     cache: EmbeddingCache,
     cancel: CancelToken | None,
     events: list[TrainEvent],
-) -> tuple[np.ndarray, np.ndarray]:
-    vectors, labels = [], []
+) -> tuple[np.ndarray, np.ndarray, list[Path]]:
+    vectors, labels, kept = [], [], []
     paths = [path for path, _ in items]
     label_of = dict(items)
     for path, vector, _error in embed_paths(
@@ -47,8 +50,87 @@ def _embed(
         if vector is not None:
             vectors.append(vector)
             labels.append(label_of[path])
+            kept.append(path)
     dim = vectors[0].shape[-1] if vectors else 0
-    return np.asarray(vectors, np.float32).reshape(-1, dim), np.asarray(labels, np.int64)
+    array = np.asarray(vectors, np.float32).reshape(-1, dim)
+    return array, np.asarray(labels, np.int64), kept
+
+
+def graph_with_new_head(bundle, weight: np.ndarray, bias: np.ndarray) -> onnx.ModelProto:
+    """The pretrained bundle's ONNX graph with its final ``Gemm`` replaced by the new head.
+
+    The backbone is frozen, so its graph is reused as exported (and verified) before; only
+    the classifier's weights and the output size change. No re-export is needed.
+    """
+    proto = onnx.load(str(bundle.onnx_path))
+    gemm = next(node for node in reversed(proto.graph.node) if node.op_type == "Gemm")
+    trans_b = next((a.i for a in gemm.attribute if a.name == "transB"), 0)
+    replacements = {gemm.input[1]: weight if trans_b else weight.T, gemm.input[2]: bias}
+    for index, tensor in enumerate(proto.graph.initializer):
+        if tensor.name in replacements:
+            new = numpy_helper.from_array(
+                np.ascontiguousarray(replacements[tensor.name], np.float32), tensor.name
+            )
+            proto.graph.initializer[index].CopyFrom(new)
+    classes = int(bias.shape[0])
+    for output in proto.graph.output:
+        dims = output.type.tensor_type.shape.dim
+        if len(dims) == 2:
+            dims[1].ClearField("dim_param")
+            dims[1].dim_value = classes
+    kept = [v for v in proto.graph.value_info if len(v.type.tensor_type.shape.dim) != 2]
+    del proto.graph.value_info[:]
+    proto.graph.value_info.extend(kept)
+    return proto
+
+
+def head_evaluation(
+    probabilities: np.ndarray, labels: np.ndarray, paths: list[Path], classes: tuple[str, ...]
+) -> Evaluation:
+    """Metrics and the list of mistakes from the head's validation probabilities."""
+    predicted = probabilities.argmax(1)
+    evaluation = compute_metrics(labels.tolist(), predicted.tolist(), classes)
+    mistakes = [
+        {
+            "path": str(path),
+            "true": classes[int(true)],
+            "predicted": classes[int(guess)],
+            "confidence": float(row[guess]),
+        }
+        for path, true, guess, row in zip(paths, labels, predicted, probabilities, strict=True)
+        if true != guess
+    ]
+    evaluation.misclassified = sorted(mistakes, key=lambda m: -m["confidence"])
+    return evaluation
+
+
+class _HeadAdamW:
+    """AdamW (Loshchilov & Hutter) for the one linear layer of head training.
+
+    ``torch.optim`` imports TorchDynamo the first time an optimizer is built, which costs
+    about 2 s — most of a warm head-mode run; these few lines do the same update.
+    """
+
+    def __init__(self, module: nn.Module, lr: float, weight_decay: float) -> None:
+        self.params = list(module.parameters())
+        self.lr, self.weight_decay = lr, weight_decay
+        self.betas, self.eps, self.steps = (0.9, 0.999), 1e-8, 0
+        self.m = [torch.zeros_like(p) for p in self.params]
+        self.v = [torch.zeros_like(p) for p in self.params]
+
+    @torch.no_grad()
+    def step(self) -> None:
+        self.steps += 1
+        beta1, beta2 = self.betas
+        for p, m, v in zip(self.params, self.m, self.v, strict=True):
+            if p.grad is None:
+                continue
+            p.mul_(1 - self.lr * self.weight_decay)
+            m.mul_(beta1).add_(p.grad, alpha=1 - beta1)
+            v.mul_(beta2).addcmul_(p.grad, p.grad, value=1 - beta2)
+            m_hat = m / (1 - beta1**self.steps)
+            v_hat = v / (1 - beta2**self.steps)
+            p.addcdiv_(m_hat, v_hat.sqrt().add_(self.eps), value=-self.lr)
 
 
 def train_head(
@@ -65,10 +147,10 @@ def train_head(
     cache = EmbeddingCache(cache_dir() / "embeddings", embedder.key)
     yield TrainEvent("embed", message="Computing image embeddings (cached for next time)…")
     pending: list[TrainEvent] = []
-    x_train, y_train = _embed(split.train, embedder, cache, cancel, pending)
+    x_train, y_train, _ = _embed(split.train, embedder, cache, cancel, pending)
     yield from pending
     pending.clear()
-    x_val, y_val = _embed(split.val, embedder, cache, cancel, pending)
+    x_val, y_val, val_paths = _embed(split.val, embedder, cache, cancel, pending)
     yield from pending
 
     torch.manual_seed(config.seed)
@@ -78,7 +160,7 @@ def train_head(
     if class_balance(report, split, config) != "none":
         weights = torch.as_tensor(class_weights(y_train.tolist(), classes), dtype=torch.float32)
     loss_fn = nn.CrossEntropyLoss(weight=weights, label_smoothing=LABEL_SMOOTHING)
-    optimizer = torch.optim.AdamW(head.parameters(), lr=config.lr, weight_decay=1e-4)
+    optimizer = _HeadAdamW(head, lr=config.lr, weight_decay=1e-4)
     inputs, targets = torch.from_numpy(x_train), torch.from_numpy(y_train)
     val_inputs, val_targets = torch.from_numpy(x_val), torch.from_numpy(y_val)
     generator = torch.Generator().manual_seed(config.seed)
@@ -96,7 +178,7 @@ def train_head(
         loss_sum, correct = 0.0, 0
         for start in range(0, len(order), config.batch_size):
             index = order[start : start + config.batch_size]
-            optimizer.zero_grad()
+            head.zero_grad(set_to_none=True)
             logits = head(inputs[index])
             loss = loss_fn(logits, targets[index])
             loss.backward()
@@ -154,9 +236,17 @@ def train_head(
         bundle.spec,
         name=out.stem,
         class_names=report.classes,
-        layers=(),
         provenance=training_provenance(report, config),
     )
+    proto = graph_with_new_head(bundle, best_state["weight"].numpy(), best_state["bias"].numpy())
+    evaluation = None
+    if len(y_val) and not split.test:
+        # The validation images' embeddings are at hand: score the best head on them (the
+        # export check below verifies that the saved ONNX model gives the same outputs).
+        head.load_state_dict(best_state)
+        with torch.no_grad():
+            probabilities = head(val_inputs).softmax(-1).numpy()
+        evaluation = head_evaluation(probabilities, y_val, val_paths, report.classes)
     training = {
         "mode": "head",
         "best_val_accuracy": best_accuracy,
@@ -166,5 +256,15 @@ def train_head(
         "val_images": len(y_val),
     }
     yield from finish(
-        model, spec, report, split, out, config, history, cancelled=cancelled, training=training
+        model,
+        spec,
+        report,
+        split,
+        out,
+        config,
+        history,
+        cancelled=cancelled,
+        training=training,
+        proto=proto,
+        evaluation=evaluation,
     )

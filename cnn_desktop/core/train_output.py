@@ -11,13 +11,14 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import onnx
 import torch
 from torch import nn
 
 from cnn_desktop.core.backends.onnx import OnnxClassifier
 from cnn_desktop.core.bundle import load_bundle, save_bundle
 from cnn_desktop.core.dataset import ScanReport, Split
-from cnn_desktop.core.evaluate import evaluate_items
+from cnn_desktop.core.evaluate import Evaluation, evaluate_items
 from cnn_desktop.core.export import export_onnx
 from cnn_desktop.core.images import ImageLoadError
 from cnn_desktop.core.preprocess import load_and_preprocess
@@ -27,10 +28,30 @@ from cnn_desktop.core.zoo import visualisable_layers
 
 PARITY_TOLERANCE = 1e-4
 PARITY_MAX_IMAGES = 256
+# Head mode: the frozen backbone is the built-in model, so a class-stratified sample of the
+# validation images is enough to catch a wrong head export, and keeps a warm run in seconds.
+HEAD_PARITY_MAX_IMAGES = 24
+
+
+def stratified_sample(items: Sequence[tuple[Path, int]], limit: int) -> list[tuple[Path, int]]:
+    """Up to ``limit`` items taking classes in turn (deterministic)."""
+    by_class: dict[int, list[tuple[Path, int]]] = {}
+    for item in items:
+        by_class.setdefault(item[1], []).append(item)
+    queues = [list(group) for _, group in sorted(by_class.items())]
+    chosen: list[tuple[Path, int]] = []
+    while len(chosen) < limit and any(queues):
+        for queue in queues:
+            if queue and len(chosen) < limit:
+                chosen.append(queue.pop(0))
+    return chosen
 
 
 def export_check(
-    model: nn.Module, classifier: OnnxClassifier, items: Sequence[tuple[Path, int]]
+    model: nn.Module,
+    classifier: OnnxClassifier,
+    items: Sequence[tuple[Path, int]],
+    max_images: int = PARITY_MAX_IMAGES,
 ) -> dict[str, Any]:
     """Compare the ONNX export with the torch model on real images.
 
@@ -40,7 +61,7 @@ def export_check(
     """
     model = model.cpu().eval()
     tensors = []
-    for path, _ in items[:PARITY_MAX_IMAGES]:
+    for path, _ in stratified_sample(items, max_images):
         try:
             tensors.append(load_and_preprocess(path, classifier.spec))
         except ImageLoadError:
@@ -62,6 +83,7 @@ def export_check(
         "max_abs_difference": worst,
         "tolerance": PARITY_TOLERANCE,
         "passed": agreement == 1.0 and worst <= PARITY_TOLERANCE,
+        "of_validation_images": len(items),
     }
 
 
@@ -83,11 +105,15 @@ def finish(
     *,
     cancelled: bool,
     training: dict[str, Any],
+    proto: onnx.ModelProto | None = None,
+    evaluation: Evaluation | None = None,
 ) -> Iterator[TrainEvent]:
-    """Export, save, verify and evaluate; ends with a ``done`` or ``cancelled`` event."""
+    """Export (unless ``proto`` is the graph already), save, verify and evaluate; ends with a
+    ``done`` or ``cancelled`` event."""
     yield TrainEvent("export", message="Exporting the model to ONNX…", fraction=0.0)
     model = model.cpu().eval()
-    proto, spec = export_onnx(model, spec, visualisable_layers(model))
+    if proto is None:
+        proto, spec = export_onnx(model, spec, visualisable_layers(model))
     weights = {k: v.detach().cpu().numpy() for k, v in model.state_dict().items()}
     metrics: dict[str, Any] = {"training": training}
     bundle = save_bundle(
@@ -100,10 +126,12 @@ def finish(
     yield TrainEvent("export", message="Checking the ONNX export against PyTorch…", fraction=0.5)
     classifier = OnnxClassifier(bundle, "cpu")
     check_items = split.val or split.train
-    metrics["export_check"] = export_check(model, classifier, check_items)
+    limit = HEAD_PARITY_MAX_IMAGES if config.mode == "head" else PARITY_MAX_IMAGES
+    metrics["export_check"] = export_check(model, classifier, check_items, limit)
     evaluation_items = split.test or split.val
-    if evaluation_items:
+    if evaluation_items and evaluation is None:
         evaluation = evaluate_items(classifier, evaluation_items, report.classes)
+    if evaluation is not None:
         metrics["evaluation"] = evaluation.to_dict()
         metrics["evaluation_set"] = "test" if split.test else "validation"
     _write_json_atomically(bundle.path / "metrics.json", metrics)

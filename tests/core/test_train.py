@@ -59,7 +59,10 @@ def test_scratch_lenet_on_digits_learns_and_exports_a_verified_model(digits, tmp
     assert not checkpoint_path(result.bundle.path).exists()  # finished runs leave no checkpoint
 
 
-def test_head_mode_on_photos_is_fast_and_accurate(photos, tmp_path) -> None:
+def test_head_mode_on_photos_is_fast_and_accurate(photos, tmp_path, monkeypatch) -> None:
+    from cnn_desktop.core import train_head
+
+    monkeypatch.setattr(train_head, "cache_dir", lambda: tmp_path / "cache")  # a cold cache
     events, last = run(photos, tmp_path / "head", TrainConfig(mode="head", epochs=30))
     assert last.kind == "done"
     assert any(e.kind == "embed" and e.fraction > 0 for e in events)
