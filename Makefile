@@ -43,7 +43,9 @@ test: $(STAMP) system-deps-test lint
 
 bench: $(STAMP)
 	mkdir -p benchmarks/results
-	$(BIN)/python benchmarks/bench_classify.py --out benchmarks/results/classify.json
+	$(BIN)/python -m benchmarks.bench_classify --out benchmarks/results/classify.json
+	$(BIN)/python -m benchmarks.bench_ui --out benchmarks/results/ui.json
+	$(BIN)/python -m benchmarks.bench_train --out benchmarks/results/train.json
 
 screenshots: $(STAMP)
 	@bash packaging/system-deps.sh screenshots

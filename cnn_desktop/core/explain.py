@@ -118,19 +118,55 @@ def display_names(graph: onnx.GraphProto, indices: Sequence[int]) -> dict[int, s
     return names
 
 
+def session_with_outputs(
+    proto: onnx.ModelProto,
+    outputs: Sequence[str],
+    options: ort.SessionOptions,
+    providers: Sequence[str],
+) -> tuple[ort.InferenceSession, list[ort.OrtValue]]:
+    """An ONNX Runtime session on ``proto`` with extra graph outputs.
+
+    The weights go to ONNX Runtime as external initializers and only the small graph is
+    serialised: serialising an 18 MB model holds the GIL for ~40-90 ms, which froze the
+    window while feature maps were first asked for. Keep the returned values alive as long
+    as the session.
+    """
+    lean = onnx.ModelProto(
+        ir_version=proto.ir_version,
+        opset_import=proto.opset_import,
+        producer_name=proto.producer_name,
+    )
+    graph = lean.graph
+    graph.name = proto.graph.name
+    graph.node.extend(proto.graph.node)
+    graph.input.extend(proto.graph.input)
+    graph.output.extend(proto.graph.output)
+    existing = {o.name for o in proto.graph.output}
+    graph.output.extend(onnx.ValueInfoProto(name=n) for n in outputs if n not in existing)
+    names, values = [], []
+    for tensor in proto.graph.initializer:
+        array = numpy_helper.to_array(tensor)
+        stub = onnx.TensorProto(name=tensor.name, data_type=tensor.data_type, dims=tensor.dims)
+        stub.data_location = onnx.TensorProto.EXTERNAL
+        for key, value in (("location", tensor.name), ("offset", "0"), ("length", "0")):
+            entry = stub.external_data.add()
+            entry.key, entry.value = key, value
+        stub.external_data[2].value = str(array.nbytes)
+        graph.initializer.append(stub)
+        names.append(tensor.name)
+        values.append(ort.OrtValue.ortvalue_from_numpy(np.ascontiguousarray(array)))
+    options.add_external_initializers(names, values)
+    session = ort.InferenceSession(lean.SerializeToString(), options, providers=list(providers))
+    return session, values
+
+
 def _shapes_by_running(proto: onnx.ModelProto, bundle: ModelBundle, names: list[str]) -> dict:
     """Exact output shapes from one run on a blank image (shape inference cannot see through
     the padding arithmetic of TF-'same' convolutions)."""
-    probe = onnx.ModelProto()
-    probe.CopyFrom(proto)
-    existing = {o.name for o in probe.graph.output}
-    probe.graph.output.extend(onnx.ValueInfoProto(name=n) for n in names if n not in existing)
     options = ort.SessionOptions()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
     options.log_severity_level = 3
-    session = ort.InferenceSession(
-        probe.SerializeToString(), options, providers=["CPUExecutionProvider"]
-    )
+    session, _values = session_with_outputs(proto, names, options, ["CPUExecutionProvider"])
     spec = bundle.spec
     blank = np.zeros((1, spec.channels, *spec.input_size), np.float32)
     outputs = session.run(names, {spec.input_name: blank})
@@ -249,6 +285,7 @@ class OnnxFeatureExtractor:
             dict.fromkeys([*self._taps.values(), *pooled])
         )
         self._session: ort.InferenceSession | None = None
+        self._weights: list[ort.OrtValue] = []  # the session's external initializers
         self._lock = threading.Lock()
 
     def conv_layers(self) -> list[str]:
@@ -275,23 +312,13 @@ class OnnxFeatureExtractor:
             return self._session
 
     def _create_session(self) -> ort.InferenceSession:
-        proto = onnx.ModelProto()
-        proto.CopyFrom(self.graph)
-        try:
-            inferred = {
-                v.name: v for v in onnx.shape_inference.infer_shapes(proto).graph.value_info
-            }
-        except Exception:  # shape inference is only a hint for the extra outputs' types
-            inferred = {}
-        existing = {o.name for o in proto.graph.output}
-        for name in self.feature_tensors:
-            if name not in existing:
-                proto.graph.output.append(inferred.get(name, onnx.ValueInfoProto(name=name)))
-        return ort.InferenceSession(
-            proto.SerializeToString(),
+        session, self._weights = session_with_outputs(
+            self.graph,
+            self.feature_tensors,
             session_options(self._threads),
-            providers=choose_providers(self._device),
+            choose_providers(self._device),
         )
+        return session
 
     def run(self, tensor: np.ndarray, names: Sequence[str]) -> list[np.ndarray]:
         """Raw outputs (batch first) for ``names`` (graph outputs or :attr:`feature_tensors`)

@@ -107,6 +107,12 @@ class Explainer:
             )
         return onnx_model_summary(self.bundle)
 
+    def warm_up(self) -> None:
+        """Create the feature-map session now (in the background, when a model opens) rather
+        than on the first request, which may come in the middle of a batch."""
+        if self.backend != "torch":
+            _ = self._onnx_extractor().session
+
     def kernels(self) -> np.ndarray | None:
         """First-layer kernels as RGB tiles ``[N, kh, kw, 3]`` (uint8), if there is a conv."""
         return self._onnx_extractor().kernels_rgb()

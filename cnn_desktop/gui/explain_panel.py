@@ -72,7 +72,9 @@ class ExplainPanel(QTabWidget):
             if kernels is not None and len(kernels):
                 columns = math.ceil(math.sqrt(len(kernels)))
                 kernel_image = pil_to_qimage(_tile_kernels(kernels, columns))
-            return explainer.summary(), explainer.conv_layers(), kernel_image
+            summary = explainer.summary(), explainer.conv_layers(), kernel_image
+            explainer.warm_up()
+            return summary
 
         def done(result: tuple) -> None:
             if self.explainer is not explainer:
