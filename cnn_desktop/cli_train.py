@@ -19,6 +19,7 @@ def _fail(message: str, code: int) -> int:
 def run_train(args: argparse.Namespace) -> int:
     """Train, printing the scan report, a progress bar and one line per epoch."""
     from cnn_desktop.core.augment import AugmentationError, parse_augmentations
+    from cnn_desktop.core.bundle import BundleError
     from cnn_desktop.core.dataset import DatasetError
     from cnn_desktop.core.tasks import Cancelled, CancelToken
     from cnn_desktop.core.train import TrainConfig, TrainError, train
@@ -67,6 +68,8 @@ def run_train(args: argparse.Namespace) -> int:
                 return EXIT_INTERRUPTED if event.kind == "cancelled" else EXIT_OK
     except (TrainError, DatasetError) as exc:
         return _fail(str(exc), EXIT_USAGE)
+    except BundleError as exc:
+        return _fail(str(exc), EXIT_FAILED)
     except (Cancelled, KeyboardInterrupt):
         return _fail("interrupted before the first epoch finished; nothing saved", EXIT_INTERRUPTED)
     finally:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import stat
 from collections import Counter
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -22,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from cnn_desktop.core.bundle import BUNDLE_SUFFIX
 from cnn_desktop.core.devices import cpu_threads
 from cnn_desktop.core.images import IMAGE_EXTENSIONS, ImageLoadError, load_image
 from cnn_desktop.core.tasks import CancelToken, ProgressCallback, no_progress
@@ -170,6 +172,9 @@ def scan_folder(
             if not _is_dir(entry):
                 skipped.append((path, "not inside a class folder"))
                 continue
+            if entry.name.endswith(BUNDLE_SUFFIX):
+                skipped.append((path, "model bundle ignored"))
+                continue
             class_names.add(entry.name)
             files = _walk_class_folder(path, skipped, cancel)
             candidates.extend((split, entry.name, file) for file in files)
@@ -290,6 +295,11 @@ def _check_files(
 
 
 def _check_file(path: Path, check_images: bool) -> bytes | str:
+    try:
+        if not stat.S_ISREG(os.stat(path).st_mode):
+            return "unreadable: not a regular file"  # a FIFO or device would block forever
+    except OSError as exc:
+        return f"unreadable: {_os_reason(exc)}"
     if check_images:
         try:
             load_image(path, min_side=32)  # JPEGs decode at 1/8 scale: fast

@@ -62,7 +62,18 @@ class EmbeddingModel:
             proto.SerializeToString(), session_options(1), providers=providers
         )
         self.uses_gpu = self.session.get_providers()[0] != "CPUExecutionProvider"
+        self.width = self._width(proto)
         self.key = self._model_key(bundle)
+
+    def _width(self, proto: onnx.ModelProto) -> int:
+        """Length of an embedding (the classifier's input width)."""
+        gemm = next(n for n in reversed(proto.graph.node) if n.op_type in ("Gemm", "MatMul"))
+        weights = {t.name: t for t in proto.graph.initializer}
+        weight = weights.get(gemm.input[1])
+        if weight is None:
+            return 0
+        trans_b = next((a.i for a in gemm.attribute if a.name == "transB"), 0)
+        return int(weight.dims[1] if trans_b else weight.dims[0])
 
     def _model_key(self, bundle: ModelBundle) -> str:
         spec = bundle.spec.to_dict()

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from cnn_desktop.core.backends.base import Classifier
-from cnn_desktop.core.dataset import SPLIT_FOLDER_NAMES, scan_folder
+from cnn_desktop.core.dataset import SPLIT_FOLDER_NAMES, DatasetError, scan_folder
 from cnn_desktop.core.predict import classify_paths
 from cnn_desktop.core.tasks import CancelToken, ProgressCallback, no_progress
 
@@ -311,7 +311,9 @@ def evaluate_folder(
     )
     split = "all"
     if report.layout == "split":
-        split = "test" if "test" in report.items else "val"
+        split = "test" if report.items.get("test") else "val"
+        if not report.items.get(split):
+            raise DatasetError(f"no images in {split}/ of {report.root} to evaluate on")
     evaluation = evaluate_items(
         classifier,
         report.items[split],

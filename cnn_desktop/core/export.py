@@ -36,7 +36,7 @@ def export_onnx(
     import torch
 
     dummy = torch.zeros(1, spec.channels, *spec.input_size)
-    model = freeze_same_padding(model.eval(), dummy)
+    model = freeze_adaptive_pooling(freeze_same_padding(model.eval(), dummy), dummy)
     wrapped = _WithSoftmax(model)
     buffer = io.BytesIO()
     with warnings.catch_warnings(), torch.no_grad():
@@ -113,6 +113,86 @@ def freeze_same_padding(model: nn.Module, example: torch.Tensor) -> nn.Module:
         parent = frozen.get_submodule(parent_name) if parent_name else frozen
         setattr(parent, child, nn.Sequential(nn.ZeroPad2d(pads), plain))
     return frozen.eval()
+
+
+def freeze_adaptive_pooling(model: nn.Module, example: torch.Tensor) -> nn.Module:
+    """A copy of ``model`` whose adaptive average pools have fixed, exportable equivalents.
+
+    ONNX has no adaptive pooling; the exporter refuses it unless the output size divides the
+    input size (LeNet-5 at 32 px, AlexNet at 128, VGG at 64 all fail). The input size is fixed
+    by the spec, so each such pool is exactly two constant averaging matrices. Global pools
+    (output 1×1) export fine and are kept. Models needing no change are returned as they are.
+    """
+    import copy
+
+    import torch
+    from torch import nn
+
+    candidates = [
+        name
+        for name, module in model.named_modules()
+        if isinstance(module, nn.AdaptiveAvgPool2d) and _pool_size(module.output_size) != (1, 1)
+    ]
+    if not candidates:
+        return model
+    frozen = copy.deepcopy(model)
+    sizes: dict[str, tuple[int, int]] = {}
+    hooks = [
+        frozen.get_submodule(name).register_forward_pre_hook(
+            lambda _m, args, name=name: sizes.__setitem__(name, tuple(args[0].shape[-2:]))
+        )
+        for name in candidates
+    ]
+    with torch.no_grad():
+        frozen(example)
+    for hook in hooks:
+        hook.remove()
+    for name in candidates:
+        pool = frozen.get_submodule(name)
+        in_h, in_w = sizes[name]
+        out_h, out_w = _pool_size(pool.output_size, (in_h, in_w))
+        if in_h % out_h == 0 and in_w % out_w == 0:
+            continue  # the exporter handles these itself
+        parent_name, _, child = name.rpartition(".")
+        parent = frozen.get_submodule(parent_name) if parent_name else frozen
+        setattr(parent, child, _FixedAveragePool(in_h, in_w, out_h, out_w))
+    return frozen.eval()
+
+
+def _pool_size(size: object, inputs: tuple[int, int] | None = None) -> tuple[int, int]:
+    pair = size if isinstance(size, tuple) else (size, size)
+    if inputs is None:
+        return tuple(pair)  # type: ignore[return-value]
+    return tuple(i if s is None else int(s) for s, i in zip(pair, inputs, strict=True))  # type: ignore[return-value]
+
+
+def _averaging_matrix(size_in: int, size_out: int):
+    """PyTorch's adaptive-average bins as a ``[size_out, size_in]`` matrix."""
+    import torch
+
+    matrix = torch.zeros(size_out, size_in)
+    for i in range(size_out):
+        start = (i * size_in) // size_out
+        end = -((-(i + 1) * size_in) // size_out)
+        matrix[i, start:end] = 1.0 / (end - start)
+    return matrix
+
+
+def _FixedAveragePool(in_h: int, in_w: int, out_h: int, out_w: int):
+    from torch import nn
+
+    class FixedAveragePool(nn.Module):
+        """Adaptive average pooling for one input size, as two matrix products."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.register_buffer("rows", _averaging_matrix(in_h, out_h))
+            self.register_buffer("columns", _averaging_matrix(in_w, out_w).T.contiguous())
+
+        def forward(self, x):  # type: ignore[no-untyped-def]
+            return self.rows @ x @ self.columns
+
+    return FixedAveragePool()
 
 
 def _same_pads(

@@ -167,7 +167,11 @@ def train(
         DatasetError: The folder cannot be trained on.
     """
     config = config.resolved()
+    if not Path(out).name or Path(out).name in (".", ".."):
+        raise TrainError(f"'{out}' is not a model name; give a path such as models/my-model")
     out_path = bundle_path(out)
+    if out_path.exists() and not out_path.is_dir():
+        raise TrainError(f"{out_path} exists and is not a model bundle folder")
     started = time.monotonic()
     report = scan_folder(Path(data_dir), cancel=cancel)
     split = make_split(report, config.val_split, config.seed)

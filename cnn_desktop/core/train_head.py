@@ -51,7 +51,7 @@ def _embed(
             vectors.append(vector)
             labels.append(label_of[path])
             kept.append(path)
-    dim = vectors[0].shape[-1] if vectors else 0
+    dim = vectors[0].shape[-1] if vectors else model.width
     array = np.asarray(vectors, np.float32).reshape(-1, dim)
     return array, np.asarray(labels, np.int64), kept
 

@@ -214,6 +214,9 @@ class MainWindow(WindowCommands, QMainWindow):
         self.actions_.device[self.settings.device].setChecked(True)
 
     def _model_ready(self, model: ActiveModel, path: str | None) -> None:
+        # Results still coming from the previous model must not land in the gallery.
+        self.cancel_classification()
+        self._generation += 1
         self.active_model = model
         self._model_path = path
         self.model_label.setText(model.status_text())

@@ -227,3 +227,29 @@ def test_cancel_reaches_every_running_batch(qtbot, window: MainWindow, big_batch
     window.cancel_classification()
     qtbot.waitUntil(lambda: not window.runner.active, timeout=1500)
     assert any(e.pending for e in window.results.entries())
+
+
+def test_switching_model_mid_batch_leaves_no_result_of_the_old_model(
+    qtbot, window: MainWindow, big_batch, tmp_path
+):
+    from cnn_desktop.core.train import TrainConfig, train
+    from tests.datasets import write_digits_dataset
+
+    data = tmp_path / "digits"
+    write_digits_dataset(data, per_class=10, classes=range(2))
+    config = TrainConfig(mode="scratch", arch="lenet5", epochs=2)
+    bundle = list(train(data, tmp_path / "digits-model", config))[-1].result.bundle
+    drop(window, [big_batch[0].parent])
+    qtbot.waitUntil(lambda: first_result_arrived(window), timeout=CLASSIFY_TIMEOUT_MS)
+    window.open_model(str(bundle.path))
+    qtbot.waitUntil(
+        lambda: (
+            window.active_model is not None
+            and window.active_model.bundle.path == bundle.path
+            and not window.runner.active
+            and all(not e.pending for e in window.results.entries())
+        ),
+        timeout=120_000,
+    )
+    labels = {e.top1.label for e in window.results.entries() if e.top1 is not None}
+    assert labels and labels <= {"0", "1"}, f"labels of the old model remain: {labels - {'0', '1'}}"
