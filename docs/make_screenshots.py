@@ -11,6 +11,8 @@ isolated settings, drives it through a few flows and writes one PNG per flow:
 - ``feature_maps.png``   the cat's feature maps of a middle layer, one channel selected
 - ``model.png``          the model's layers and first-layer kernels
 - ``results_table.png``  the results table
+- ``train.png``          the Train tab after LeNet-5 learnt six scikit-learn digits from
+                         scratch: curves, per-class figures, confusion matrix, a cell's images
 
 The built-in model's bundle comes from the user's cache (built there on first use). Exit code 0
 when every flow worked, 1 when one failed, 2 when no virtual X screen can be started.
@@ -33,6 +35,10 @@ CHILD_FLAG = "CNN_DESKTOP_SCREENSHOTS_CHILD"
 WINDOW_SIZE = (1400, 880)
 SCREEN = "1600x1000x24"
 WAIT_S = 180.0  # the first run builds the model bundle
+TRAIN_WAIT_S = 120.0
+TRAIN_DIGITS = range(6)  # scikit-learn digits 0-5, 40 of each, 28×28
+TRAIN_PER_CLASS = 40
+TRAIN_EPOCHS = 8
 FEATURE_LAYER = "blocks.2.0.conv_dw (Conv)"  # 144 channels of 28×28: eyes, fur, edges
 PHOTOS = (
     "chelsea",
@@ -117,6 +123,16 @@ def write_photos(folder: Path) -> dict[str, Path]:
     return written
 
 
+def write_digits(folder: Path) -> None:
+    """scikit-learn's handwritten digits as class folders (the tests' dataset writer)."""
+    root = str(Path(__file__).resolve().parents[1])
+    if root not in sys.path:
+        sys.path.insert(0, root)
+    from tests.datasets import write_digits_dataset
+
+    write_digits_dataset(folder, per_class=TRAIN_PER_CLASS, classes=TRAIN_DIGITS, size=28)
+
+
 class Flows:
     """The app, and one method per screenshot."""
 
@@ -130,6 +146,7 @@ class Flows:
         from cnn_desktop.gui.state import Settings
 
         self.out = out
+        self.work = work
         self.photos = write_photos(work / "photos")
         settings = Settings(QSettings(str(work / "settings.ini"), QSettings.Format.IniFormat))
         self.window = MainWindow(settings)
@@ -140,13 +157,14 @@ class Flows:
 
     # ----- helpers ------------------------------------------------------------------------
     def wait_until(self, what: str, predicate: Callable[[], bool], timeout_s: float = WAIT_S):
-        from PySide6.QtTest import QTest
-
         deadline = time.monotonic() + timeout_s
         while not predicate():
             if time.monotonic() > deadline:
                 raise TimeoutError(f"timed out after {timeout_s:.0f} s waiting for {what}")
-            QTest.qWait(20)
+            # Not QTest.qWait: it keeps the GIL while it waits, which starves the worker
+            # threads (importing torch on one took 50 s instead of 4, each epoch 10× longer).
+            self.app.processEvents()
+            time.sleep(0.02)
 
     def settle(self, ms: int = 400) -> None:
         from PySide6.QtTest import QTest
@@ -248,6 +266,65 @@ class Flows:
         self.wait_until("the summary", lambda: "classified" in window.batch_panel.summary.text())
         return self.save("results_table.png")
 
+    def train(self) -> Path:
+        from cnn_desktop.gui.widgets.confusion_matrix import cell_images
+
+        window = self.window
+        panel = window.train_panel
+        data = self.work / "digits"
+        write_digits(data)
+        window.show_training()
+        panel.set_data_folder(data)
+        self.wait_until(
+            "the data scan",
+            lambda: (
+                panel.report is not None and Path(panel.report.root).resolve() == data.resolve()
+            ),
+        )
+        panel.mode_combo.setCurrentIndex(panel.mode_combo.findData("scratch"))
+        panel.arch_combo.setCurrentIndex(panel.arch_combo.findData("lenet5"))
+        panel.epochs_spin.setValue(TRAIN_EPOCHS)
+        # Let the augmentation preview (it seeds torch's global generator) finish first.
+        self.wait_until("the augmentation preview", lambda: not window.runner.active)
+        if panel.start() is None:
+            raise RuntimeError("training did not start")
+        self.wait_until("training", lambda: panel.handle is None, TRAIN_WAIT_S)
+        if panel.result is None:
+            raise RuntimeError(
+                f"training ended without a result: {panel.run_view.status_label.text()}"
+            )
+        # The trained model becomes the active one and reclassifies the gallery: let it finish.
+        bundle = str(panel.result.bundle.path)
+        self.wait_until(
+            "the trained model",
+            lambda: (
+                window.active_model is not None
+                and str(window.active_model.bundle.path) == bundle
+                and self.idle()
+            ),
+        )
+        results = panel.results
+        mistakes = [
+            (count, true, predicted)
+            for true, row in enumerate(results.matrix.counts)
+            for predicted, count in enumerate(row)
+            if count
+            and true != predicted
+            and cell_images(results.evaluation, results.classes, true, predicted)
+        ]
+        if mistakes:  # the biggest mistake: its images, with thumbnails
+            _, true, predicted = max(mistakes)
+            results.matrix.table.cellClicked.emit(true, predicted)
+            cells = results.cell_images
+            self.wait_until("the cell's images", lambda: cells.list.count() > 0)
+            self.wait_until(
+                "the thumbnails",
+                lambda: not any(h.key == "train-thumbnails" for h in window.runner.active),
+            )
+        window.show_training()
+        self.no_errors()
+        return self.save("train.png")
+
     def _select(self, path: Path) -> None:
         window = self.window
         row = window.results.row_of(path)
@@ -267,7 +344,7 @@ def run_flows(args: argparse.Namespace) -> int:
         flows = Flows(args.out, (width, height), Path(work))
         print(f"platform: {flows.app.platformName()}, window {width}×{height}")
         steps = (flows.empty, flows.main_window, flows.feature_maps, flows.model)
-        for step in (*steps, flows.results_table):
+        for step in (*steps, flows.results_table, flows.train):
             try:
                 started = time.monotonic()
                 path = step()

@@ -93,6 +93,8 @@ def augmentation_preview(
     """``count`` augmented versions of one image, for a preview grid."""
     import torch
 
-    torch.manual_seed(seed)
-    augment = build_augmentation(names, spec, seed)
-    return [augment(image.copy()) for _ in range(count)]
+    # Seed a private copy of the random state: a training run in another thread keeps its own.
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        augment = build_augmentation(names, spec, seed)
+        return [augment(image.copy()) for _ in range(count)]

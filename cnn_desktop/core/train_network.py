@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import statistics
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,7 +12,6 @@ from typing import Any
 
 import numpy as np
 import torch
-from PIL import Image
 from torch import nn
 
 from cnn_desktop.core.augment import build_augmentation
@@ -44,29 +42,14 @@ from cnn_desktop.core.train_loop import (
     warmup_cosine,
 )
 from cnn_desktop.core.train_output import finish
-from cnn_desktop.core.zoo import ARCHITECTURES, build_model
-
-GRAY_MODES = {"1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "F"}
+from cnn_desktop.core.zoo import build_model, choose_input
 
 
 def scratch_spec(report: ScanReport, split: Split, config: TrainConfig) -> ModelSpec:
     """Input size and channels chosen from the user's images (a sample of their headers)."""
-    arch = ARCHITECTURES[config.arch]
-    sides, modes = [], set()
-    for path, _ in split.train[:: max(1, len(split.train) // 64)]:
-        try:
-            with Image.open(path) as image:
-                sides.append(min(image.size))
-                modes.add(image.mode)
-        except OSError:
-            continue
-    if config.img_size:
-        size = config.img_size
-    else:
-        typical = int(statistics.median(sides)) if sides else arch.default_input_size[0]
-        size = min(max(typical, arch.min_input_size), max(arch.default_input_size[0], 224))
-    size = max(size, arch.min_input_size)
-    channels = 1 if modes and modes <= GRAY_MODES else 3
+    size, channels = choose_input(
+        config.arch, [path for path, _ in split.train], config.img_size or 0
+    )
     return ModelSpec(
         name="model",
         architecture=config.arch,

@@ -5,8 +5,10 @@ Constructors come from timm and torchvision; torch is imported only when a model
 
 from __future__ import annotations
 
+import statistics
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -191,3 +193,33 @@ def visualisable_layers(model: nn.Module) -> list[str]:
 
 
 _STAGE_CONTAINERS = {"blocks", "features", "layers", "stages"}
+
+
+GRAY_MODES = frozenset({"1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "F"})
+
+
+def choose_input(arch_name: str, paths: list[Path], img_size: int = 0) -> tuple[int, int]:
+    """Input side and channels for training ``arch_name`` from scratch on these images.
+
+    The side is ``img_size`` when given, else the median shorter side of a sample of the
+    images, kept between the architecture's minimum and 224 (or its default, if larger);
+    grayscale images give one channel. Only image headers are read.
+    """
+    from PIL import Image
+
+    arch = ARCHITECTURES[arch_name]
+    sides, modes = [], set()
+    for path in paths[:: max(1, len(paths) // 64)]:
+        try:
+            with Image.open(path) as image:
+                sides.append(min(image.size))
+                modes.add(image.mode)
+        except OSError:
+            continue
+    if img_size:
+        size = img_size
+    else:
+        typical = int(statistics.median(sides)) if sides else arch.default_input_size[0]
+        size = min(max(typical, arch.min_input_size), max(arch.default_input_size[0], 224))
+    channels = 1 if modes and modes <= GRAY_MODES else 3
+    return max(size, arch.min_input_size), channels

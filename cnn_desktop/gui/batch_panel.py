@@ -148,7 +148,7 @@ class BatchPanel(QWidget):
         header.setSectionResizeMode(FILE, QHeaderView.ResizeMode.Stretch)
         header.setStretchLastSection(False)
         char = self.fontMetrics().horizontalAdvance("m")
-        for column, chars in ((LABEL, 26), (CONFIDENCE, 9), (ERROR, 24)):
+        for column, chars in ((LABEL, 18), (CONFIDENCE, 7), (ERROR, 12)):
             header.resizeSection(column, chars * char)
         self.table.verticalHeader().setVisible(False)
         self.table.verticalHeader().setDefaultSectionSize(self.fontMetrics().height() + 8)

@@ -33,7 +33,7 @@ from cnn_desktop.core.bundle import BUNDLE_SUFFIX
 from cnn_desktop.core.dataset import ScanReport, make_split, scan_folder
 from cnn_desktop.core.spec import ModelSpec
 from cnn_desktop.core.train import DEFAULTS, TrainConfig, TrainEvent, TrainResult
-from cnn_desktop.core.zoo import ARCHITECTURES, SCRATCH_ARCHITECTURES
+from cnn_desktop.core.zoo import ARCHITECTURES, SCRATCH_ARCHITECTURES, choose_input
 from cnn_desktop.gui.runner import TaskHandle, TaskRunner
 from cnn_desktop.gui.state import Settings
 from cnn_desktop.gui.widgets.augment_preview import AugmentationChooser, preview_spec
@@ -305,8 +305,11 @@ class TrainPanel(QWidget):
             return None
         split = make_split(self.report, self.val_spin.value() / 100, self.seed_spin.value())
         arch, size = str(self.arch_combo.currentData()), self.size_spin.value()
+        items = split.train or split.val
+        if self.mode == "scratch":
+            size, _ = choose_input(arch, [path for path, _ in items], size)
         spec = preview_spec(self.mode, arch, self.report.classes, size)
-        return (split.train or split.val)[0][0], spec
+        return items[0][0], spec
 
     # ----- training -----------------------------------------------------------------------
     def start(self) -> TaskHandle | None:
