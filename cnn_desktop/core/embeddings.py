@@ -11,9 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +21,7 @@ import onnxruntime as ort
 from cnn_desktop.core.backends.onnx import choose_providers, session_options
 from cnn_desktop.core.bundle import ModelBundle
 from cnn_desktop.core.devices import cpu_threads
+from cnn_desktop.core.files import atomic_write, file_digest
 from cnn_desktop.core.predict import CPU_BATCH_SIZE, GPU_BATCH_SIZE, RawOutput, run_on_paths
 from cnn_desktop.core.tasks import CancelToken, ProgressCallback, no_progress
 
@@ -37,15 +36,6 @@ def embedding_tensor(proto: onnx.ModelProto) -> str:
         if node.op_type in ("Gemm", "MatMul"):
             return node.input[0]
     raise EmbeddingError("this model has no final fully connected layer to take embeddings from")
-
-
-def file_digest(path: Path) -> str:
-    """Content hash of a file (BLAKE2b, 128 bits)."""
-    digest = hashlib.blake2b(digest_size=16)
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 class EmbeddingModel:
@@ -115,16 +105,8 @@ class EmbeddingCache:
 
     def put(self, digest: str, vector: np.ndarray) -> None:
         """Store an embedding (atomically: never a half-written file)."""
-        path = self._path(digest)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        handle, temp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-        try:
-            with os.fdopen(handle, "wb") as out:
-                np.save(out, np.asarray(vector, np.float32), allow_pickle=False)
-            os.replace(temp, path)
-        except BaseException:
-            Path(temp).unlink(missing_ok=True)
-            raise
+        with atomic_write(self._path(digest)) as out:
+            np.save(out, np.asarray(vector, np.float32), allow_pickle=False)
 
 
 def embed_paths(
@@ -132,15 +114,21 @@ def embed_paths(
     model: EmbeddingModel,
     cache: EmbeddingCache | None,
     *,
+    known_digests: Mapping[Path, bytes] | None = None,
     progress: ProgressCallback = no_progress,
     cancel: CancelToken | None = None,
 ) -> Iterator[tuple[Path, np.ndarray | None, str | None]]:
-    """(path, embedding or None, error or None) for each path, in order; cached ones are free."""
+    """(path, embedding or None, error or None) for each path, in order; cached ones are free.
+
+    ``known_digests`` (e.g. ``ScanReport.digests``, which the dataset scan computed anyway)
+    spares reading the files a second time to find them in the cache.
+    """
     digests: dict[Path, str] = {}
     found: dict[Path, np.ndarray] = {}
     for path in paths:
         try:
-            digests[path] = digest = file_digest(path)
+            known = (known_digests or {}).get(path)
+            digests[path] = digest = (known or file_digest(path)).hex()
         except OSError:
             digests[path] = ""  # unreadable: reported below
             continue

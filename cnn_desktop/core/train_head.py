@@ -15,10 +15,11 @@ import torch
 from onnx import numpy_helper
 from torch import nn
 
-from cnn_desktop.core.dataset import ScanReport, Split, class_weights
+from cnn_desktop.core.dataset import ScanReport
 from cnn_desktop.core.embeddings import EmbeddingCache, EmbeddingModel, embed_paths
 from cnn_desktop.core.evaluate import Evaluation, compute_metrics
 from cnn_desktop.core.pretrained import cache_dir, default_model_bundle, load_pretrained_model
+from cnn_desktop.core.splits import Split, class_weights
 from cnn_desktop.core.tasks import CancelToken
 from cnn_desktop.core.train import (
     LABEL_SMOOTHING,
@@ -34,6 +35,7 @@ def _embed(
     items: list[tuple[Path, int]],
     model: EmbeddingModel,
     cache: EmbeddingCache,
+    digests: dict[Path, bytes],
     cancel: CancelToken | None,
     events: list[TrainEvent],
 ) -> tuple[np.ndarray, np.ndarray, list[Path]]:
@@ -44,6 +46,7 @@ def _embed(
         paths,
         model,
         cache,
+        known_digests=digests,
         cancel=cancel,
         progress=lambda f, m: events.append(TrainEvent("embed", fraction=f, message=m)),
     ):
@@ -147,10 +150,10 @@ def train_head(
     cache = EmbeddingCache(cache_dir() / "embeddings", embedder.key)
     yield TrainEvent("embed", message="Computing image embeddings (cached for next time)…")
     pending: list[TrainEvent] = []
-    x_train, y_train, _ = _embed(split.train, embedder, cache, cancel, pending)
+    x_train, y_train, _ = _embed(split.train, embedder, cache, report.digests, cancel, pending)
     yield from pending
     pending.clear()
-    x_val, y_val, val_paths = _embed(split.val, embedder, cache, cancel, pending)
+    x_val, y_val, val_paths = _embed(split.val, embedder, cache, report.digests, cancel, pending)
     yield from pending
 
     torch.manual_seed(config.seed)

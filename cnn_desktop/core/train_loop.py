@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import copy
 import math
-import os
-import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -18,6 +16,7 @@ from PIL import Image
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
+from cnn_desktop.core.files import atomic_write
 from cnn_desktop.core.images import ImageLoadError, load_image
 from cnn_desktop.core.preprocess import decode_min_side, fit_image, to_tensor
 from cnn_desktop.core.spec import ModelSpec
@@ -178,15 +177,8 @@ def state_copy(model: nn.Module) -> dict[str, torch.Tensor]:
 
 def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
     """Write a resume checkpoint atomically (the previous one survives a crash)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(handle)
-    try:
-        torch.save(state, temp)
-        os.replace(temp, path)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
+    with atomic_write(path) as stream:
+        torch.save(state, stream)
 
 
 def load_checkpoint(path: Path) -> dict[str, Any]:

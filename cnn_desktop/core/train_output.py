@@ -4,8 +4,6 @@ torch model on the validation images, evaluate, and record it all in ``metrics.j
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -17,12 +15,14 @@ from torch import nn
 
 from cnn_desktop.core.backends.onnx import OnnxClassifier
 from cnn_desktop.core.bundle import load_bundle, save_bundle
-from cnn_desktop.core.dataset import ScanReport, Split
+from cnn_desktop.core.dataset import ScanReport
 from cnn_desktop.core.evaluate import Evaluation, evaluate_items
 from cnn_desktop.core.export import export_onnx
+from cnn_desktop.core.files import atomic_write
 from cnn_desktop.core.images import ImageLoadError
 from cnn_desktop.core.preprocess import load_and_preprocess
 from cnn_desktop.core.spec import ModelSpec
+from cnn_desktop.core.splits import Split
 from cnn_desktop.core.train import TrainConfig, TrainEvent, TrainResult
 from cnn_desktop.core.zoo import visualisable_layers
 
@@ -88,10 +88,8 @@ def export_check(
 
 
 def _write_json_atomically(path: Path, content: Any) -> None:
-    handle, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    with os.fdopen(handle, "w", encoding="utf-8") as out:
+    with atomic_write(path, "w", encoding="utf-8") as out:
         json.dump(content, out, indent=2, ensure_ascii=False)
-    os.replace(temp, path)
 
 
 def finish(
