@@ -11,20 +11,17 @@ folder that cannot be trained on raises one :class:`DatasetError` that says why.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import stat
 from collections import Counter
-from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from cnn_desktop.core.bundle import BUNDLE_SUFFIX
 from cnn_desktop.core.devices import cpu_threads
+from cnn_desktop.core.files import file_digest
 from cnn_desktop.core.images import IMAGE_EXTENSIONS, ImageLoadError, load_image
 from cnn_desktop.core.tasks import CancelToken, ProgressCallback, no_progress
 
@@ -33,7 +30,6 @@ SPLIT_FOLDER_NAMES = {"train": ("train",), "val": ("val", "validation"), "test":
 IMBALANCE_RATIO = 3.0  # largest/smallest class size above which the report warns
 FEW_IMAGES = 5  # classes with fewer usable images get a warning
 _CHUNK = 64  # files checked between progress reports / cancel checks
-_HASH_BLOCK = 1 << 20
 _SUMMARY_CLASSES = 12
 
 
@@ -61,6 +57,7 @@ class ScanReport:
     items: dict[str, list[tuple[Path, int]]]
     skipped: list[tuple[Path, str]] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    digests: dict[Path, bytes] = field(default_factory=dict)
 
     def counts(self) -> dict[str, int]:
         """Usable images per class name, over all splits, in class order."""
@@ -110,15 +107,6 @@ class ScanReport:
             "skipped": [{"path": str(path), "reason": reason} for path, reason in self.skipped],
             "warnings": list(self.warnings),
         }
-
-
-@dataclass(frozen=True)
-class Split:
-    """Images for training, validation and (optionally) testing, as ``(path, class index)``."""
-
-    train: list[tuple[Path, int]]
-    val: list[tuple[Path, int]]
-    test: list[tuple[Path, int]] = field(default_factory=list)
 
 
 def scan_folder(
@@ -186,7 +174,12 @@ def scan_folder(
     for split, name, path in kept:
         items[split].append((path, index[name]))
     skipped.sort(key=lambda entry: str(entry[0]))
-    report = ScanReport(root, layout, classes, items, skipped)
+    digests = {
+        candidate[2]: result
+        for candidate, result in zip(candidates, results, strict=True)
+        if isinstance(result, bytes)
+    }
+    report = ScanReport(root, layout, classes, items, skipped, digests=digests)
     _validate(report, for_training)
     report.warnings.extend(_warnings(report))
     progress(1.0, f"Found {report.total} images in {len(classes)} classes")
@@ -305,14 +298,10 @@ def _check_file(path: Path, check_images: bool) -> bytes | str:
             load_image(path, min_side=32)  # JPEGs decode at 1/8 scale: fast
         except (ImageLoadError, OSError, ValueError) as exc:
             return f"unreadable: {exc}"
-    digest = hashlib.blake2b(digest_size=16)
     try:
-        with open(path, "rb") as fp:
-            while block := fp.read(_HASH_BLOCK):
-                digest.update(block)
+        return file_digest(path)
     except OSError as exc:
         return f"unreadable: {_os_reason(exc)}"
-    return digest.digest()
 
 
 def _drop_duplicates(
@@ -400,93 +389,3 @@ def _os_reason(exc: OSError) -> str:
     if isinstance(exc, PermissionError):
         return "permission denied"
     return f"cannot read file ({(exc.strerror or str(exc)).lower()})"
-
-
-def make_split(report: ScanReport, val_fraction: float = 0.2, seed: int = 0) -> Split:
-    """Split a scanned dataset into training and validation images.
-
-    Stratified: about ``val_fraction`` of each class goes to validation, and a class with at
-    least two images has at least one in each part. Paths are sorted before the seeded
-    shuffle, so the split depends on the files and ``seed`` only, never on listing order.
-    The split layout's own splits are returned unchanged (``val_fraction`` unused).
-
-    Args:
-        report: A scan from :func:`scan_folder`.
-        val_fraction: Share of each class used for validation, strictly between 0 and 1.
-        seed: Seed of the shuffle; the same seed gives the same split.
-
-    Returns:
-        The split; each list is sorted by (class index, path).
-
-    Raises:
-        ValueError: ``val_fraction`` is not strictly between 0 and 1.
-    """
-    if not 0.0 < val_fraction < 1.0:
-        raise ValueError(f"val_fraction must be between 0 and 1 (exclusive), not {val_fraction}")
-    if report.layout == "split":
-        return Split(
-            list(report.items.get("train", [])),
-            list(report.items.get("val", [])),
-            list(report.items.get("test", [])),
-        )
-    by_class: dict[int, list[Path]] = {}
-    for path, label in (item for items in report.items.values() for item in items):
-        by_class.setdefault(label, []).append(path)
-    rng = np.random.default_rng(seed)
-    train: list[tuple[Path, int]] = []
-    val: list[tuple[Path, int]] = []
-    for label in sorted(by_class):
-        paths = sorted(by_class[label], key=str)
-        n_val = min(max(1, round(len(paths) * val_fraction)), len(paths) - 1)
-        order = rng.permutation(len(paths))
-        val.extend((paths[i], label) for i in sorted(order[:n_val]))
-        train.extend((paths[i], label) for i in sorted(order[n_val:]))
-    return Split(train, val, [])
-
-
-def class_weights(labels: Sequence[int], num_classes: int) -> np.ndarray:
-    """Inverse-frequency weights per class, for a weighted cross-entropy loss.
-
-    Args:
-        labels: The class index of each training image.
-        num_classes: How many classes the model has.
-
-    Returns:
-        float32 ``[num_classes]``: present classes average 1, rarer ones weigh more; classes
-        absent from ``labels`` get 0.
-
-    Raises:
-        ValueError: No labels, or a label outside ``0 .. num_classes - 1``.
-    """
-    counts = _label_counts(labels, num_classes)
-    present = counts > 0
-    weights = np.zeros(num_classes, dtype=np.float64)
-    weights[present] = 1.0 / counts[present]
-    weights[present] /= weights[present].mean()
-    return weights.astype(np.float32)
-
-
-def balanced_sample_weights(labels: Sequence[int]) -> np.ndarray:
-    """Per-image sampling weights under which every class is drawn equally often.
-
-    Args:
-        labels: The class index of each training image.
-
-    Returns:
-        float64 ``[len(labels)]`` averaging 1, for a weighted random sampler.
-    """
-    array = np.asarray(labels, dtype=np.int64).reshape(-1)
-    if array.size == 0:
-        return np.zeros(0, dtype=np.float64)
-    counts = _label_counts(array, int(array.max()) + 1)
-    weights = 1.0 / counts[array]
-    return weights / weights.mean()
-
-
-def _label_counts(labels: Sequence[int] | np.ndarray, num_classes: int) -> np.ndarray:
-    array = np.asarray(labels, dtype=np.int64).reshape(-1)
-    if array.size == 0:
-        raise ValueError("no labels")
-    if array.min() < 0 or array.max() >= num_classes:
-        raise ValueError(f"labels must be between 0 and {num_classes - 1}")
-    return np.bincount(array, minlength=num_classes).astype(np.float64)

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 import onnx
 
 from cnn_desktop.core.spec import LayerRef, ModelSpec
+from cnn_desktop.core.zoo import replace_submodule
 
 if TYPE_CHECKING:
     import torch
@@ -71,9 +72,7 @@ def freeze_same_padding(model: nn.Module, example: torch.Tensor) -> nn.Module:
     lets ONNX Runtime fold the padding into the convolution (same numbers, faster graph).
     Models without such layers are returned unchanged.
     """
-    import copy
 
-    import torch
     from torch import nn
 
     same_convs = {
@@ -83,18 +82,7 @@ def freeze_same_padding(model: nn.Module, example: torch.Tensor) -> nn.Module:
     }
     if not same_convs:
         return model
-    frozen = copy.deepcopy(model)
-    sizes: dict[str, tuple[int, int]] = {}
-    hooks = [
-        frozen.get_submodule(name).register_forward_pre_hook(
-            lambda _m, args, name=name: sizes.__setitem__(name, tuple(args[0].shape[-2:]))
-        )
-        for name in same_convs
-    ]
-    with torch.no_grad():
-        frozen(example)
-    for hook in hooks:
-        hook.remove()
+    frozen, sizes = _copy_with_input_sizes(model, list(same_convs), example)
     for name in same_convs:
         conv = frozen.get_submodule(name)
         plain = nn.Conv2d(
@@ -109,9 +97,7 @@ def freeze_same_padding(model: nn.Module, example: torch.Tensor) -> nn.Module:
         )
         plain.load_state_dict(conv.state_dict())
         pads = _same_pads(sizes[name], conv.kernel_size, conv.stride, conv.dilation)
-        parent_name, _, child = name.rpartition(".")
-        parent = frozen.get_submodule(parent_name) if parent_name else frozen
-        setattr(parent, child, nn.Sequential(nn.ZeroPad2d(pads), plain))
+        replace_submodule(frozen, name, nn.Sequential(nn.ZeroPad2d(pads), plain))
     return frozen.eval()
 
 
@@ -123,9 +109,7 @@ def freeze_adaptive_pooling(model: nn.Module, example: torch.Tensor) -> nn.Modul
     by the spec, so each such pool is exactly two constant averaging matrices. Global pools
     (output 1×1) export fine and are kept. Models needing no change are returned as they are.
     """
-    import copy
 
-    import torch
     from torch import nn
 
     candidates = [
@@ -135,28 +119,41 @@ def freeze_adaptive_pooling(model: nn.Module, example: torch.Tensor) -> nn.Modul
     ]
     if not candidates:
         return model
-    frozen = copy.deepcopy(model)
-    sizes: dict[str, tuple[int, int]] = {}
-    hooks = [
-        frozen.get_submodule(name).register_forward_pre_hook(
-            lambda _m, args, name=name: sizes.__setitem__(name, tuple(args[0].shape[-2:]))
-        )
-        for name in candidates
-    ]
-    with torch.no_grad():
-        frozen(example)
-    for hook in hooks:
-        hook.remove()
+    frozen, sizes = _copy_with_input_sizes(model, candidates, example)
     for name in candidates:
         pool = frozen.get_submodule(name)
         in_h, in_w = sizes[name]
         out_h, out_w = _pool_size(pool.output_size, (in_h, in_w))
         if in_h % out_h == 0 and in_w % out_w == 0:
             continue  # the exporter handles these itself
-        parent_name, _, child = name.rpartition(".")
-        parent = frozen.get_submodule(parent_name) if parent_name else frozen
-        setattr(parent, child, _FixedAveragePool(in_h, in_w, out_h, out_w))
+        replace_submodule(frozen, name, _FixedAveragePool(in_h, in_w, out_h, out_w))
     return frozen.eval()
+
+
+def _copy_with_input_sizes(
+    model: nn.Module, names: list[str], example: torch.Tensor
+) -> tuple[nn.Module, dict[str, tuple[int, int]]]:
+    """A deep copy of ``model`` and the (height, width) each named module receives when
+    the copy runs on ``example``."""
+    import copy
+
+    import torch
+
+    frozen = copy.deepcopy(model)
+    sizes: dict[str, tuple[int, int]] = {}
+    hooks = [
+        frozen.get_submodule(name).register_forward_pre_hook(
+            lambda _m, args, name=name: sizes.__setitem__(name, tuple(args[0].shape[-2:]))
+        )
+        for name in names
+    ]
+    try:
+        with torch.no_grad():
+            frozen(example)
+    finally:
+        for hook in hooks:
+            hook.remove()
+    return frozen, sizes
 
 
 def _pool_size(size: object, inputs: tuple[int, int] | None = None) -> tuple[int, int]:

@@ -20,7 +20,8 @@ import numpy as np
 
 from cnn_desktop.core.augment import parse_augmentations
 from cnn_desktop.core.bundle import BUNDLE_SUFFIX, ModelBundle
-from cnn_desktop.core.dataset import ScanReport, Split, make_split, scan_folder
+from cnn_desktop.core.dataset import ScanReport, scan_folder
+from cnn_desktop.core.splits import Split, make_split
 from cnn_desktop.core.tasks import Cancelled, CancelToken
 
 MODES = ("head", "full", "scratch")

@@ -16,9 +16,10 @@ from torch import nn
 
 from cnn_desktop.core.augment import build_augmentation
 from cnn_desktop.core.backends.torch import describe_device, torch_device
-from cnn_desktop.core.dataset import ScanReport, Split, balanced_sample_weights, class_weights
+from cnn_desktop.core.dataset import ScanReport
 from cnn_desktop.core.pretrained import default_spec, load_pretrained_model
 from cnn_desktop.core.spec import ModelSpec
+from cnn_desktop.core.splits import Split, balanced_sample_weights, class_weights
 from cnn_desktop.core.tasks import Cancelled, CancelToken
 from cnn_desktop.core.train import (
     BACKBONE_LR_FACTOR,

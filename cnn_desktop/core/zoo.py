@@ -65,8 +65,6 @@ def _replace_first_conv(model: nn.Module, path: str, channels: int) -> None:
 
     conv = model.get_submodule(path)
     assert isinstance(conv, nn.Conv2d)
-    parent_name, _, child = path.rpartition(".")
-    parent = model.get_submodule(parent_name) if parent_name else model
     replacement = nn.Conv2d(
         channels,
         conv.out_channels,
@@ -77,7 +75,14 @@ def _replace_first_conv(model: nn.Module, path: str, channels: int) -> None:
         conv.groups,
         conv.bias is not None,
     )
-    setattr(parent, child, replacement)
+    replace_submodule(model, path, replacement)
+
+
+def replace_submodule(root: nn.Module, name: str, module: nn.Module) -> None:
+    """Put ``module`` at the dotted path ``name`` inside ``root``."""
+    parent_name, _, child = name.rpartition(".")
+    parent = root.get_submodule(parent_name) if parent_name else root
+    setattr(parent, child, module)
 
 
 def _lenet5(num_classes: int, channels: int, input_size: tuple[int, int]) -> nn.Module:

@@ -1,7 +1,8 @@
 """The right-hand panel: prediction with class-activation map, feature maps, model layers.
 
 Every computation runs on the task runner; a newer request of the same kind replaces an
-older one (keys), so clicking through a gallery never queues stale work.
+older one (keys), so clicking through a gallery never queues stale work. Failures are left
+to the runner, which reports them by title in the window's notification area.
 """
 
 from __future__ import annotations
@@ -11,7 +12,6 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image
-from PySide6.QtCore import Signal
 from PySide6.QtWidgets import QTabWidget, QWidget
 
 from cnn_desktop.core.explain import channel_order, feature_grid, layer_statistics
@@ -31,8 +31,6 @@ TABS = {"prediction": 0, "features": 1, "model": 2}
 
 class ExplainPanel(QTabWidget):
     """What the model thinks of the selected image, and why."""
-
-    error = Signal(str)
 
     def __init__(
         self, runner: TaskRunner, settings: Settings, parent: QWidget | None = None
@@ -84,13 +82,7 @@ class ExplainPanel(QTabWidget):
             self.features.set_layers(convs)
             self._refresh_visible()
 
-        self.runner.submit(
-            "Model summary",
-            job,
-            key="summary",
-            on_result=done,
-            on_error=lambda m: self._fail("Model summary", m),
-        )
+        self.runner.submit("Model summary", job, key="summary", on_result=done)
 
     # ----- image --------------------------------------------------------------------------
     def set_image(self, entry: ImageEntry | None) -> None:
@@ -159,13 +151,7 @@ class ExplainPanel(QTabWidget):
                 f"{crop.width}×{crop.height} crop the model saw",
             )
 
-        self.runner.submit(
-            "Class-activation map",
-            job,
-            key="cam",
-            on_result=done,
-            on_error=lambda m: self._fail("Class-activation map", m),
-        )
+        self.runner.submit("Class-activation map", job, key="cam", on_result=done)
 
     def _request_features(self) -> None:
         explainer, entry, layer = self.explainer, self.entry, self.features.layer
@@ -195,16 +181,7 @@ class ExplainPanel(QTabWidget):
             if self.entry is not None and self.entry.path == entry.path:
                 self.features.show_result(result)
 
-        self.runner.submit(
-            "Feature maps",
-            job,
-            key="features",
-            on_result=done,
-            on_error=lambda m: self._fail("Feature maps", m),
-        )
-
-    def _fail(self, what: str, message: str) -> None:
-        self.error.emit(f"{what}: {message}")
+        self.runner.submit("Feature maps", job, key="features", on_result=done)
 
 
 def _tile_kernels(kernels, columns: int) -> Image.Image:

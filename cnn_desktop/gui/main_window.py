@@ -108,7 +108,6 @@ class MainWindow(WindowCommands, QMainWindow):
         self.left_tabs.addTab(self.batch_panel, "Results Table")
 
         self.explain = ExplainPanel(self.runner, self.settings, self)
-        self.explain.error.connect(self.notifications.error)
         self.bars = self.explain.bars
 
         splitter = QSplitter(self)

@@ -30,8 +30,9 @@ from PySide6.QtWidgets import (
 )
 
 from cnn_desktop.core.bundle import BUNDLE_SUFFIX
-from cnn_desktop.core.dataset import ScanReport, make_split, scan_folder
+from cnn_desktop.core.dataset import ScanReport, scan_folder
 from cnn_desktop.core.spec import ModelSpec
+from cnn_desktop.core.splits import make_split
 from cnn_desktop.core.train import DEFAULTS, TrainConfig, TrainEvent, TrainResult
 from cnn_desktop.core.zoo import ARCHITECTURES, SCRATCH_ARCHITECTURES, choose_input
 from cnn_desktop.gui.runner import TaskHandle, TaskRunner
