@@ -50,33 +50,50 @@ def run_train(args: argparse.Namespace) -> int:
         cancel.cancel()
 
     previous = signal.signal(signal.SIGINT, on_interrupt)
-    bar = None
+    bar, last = None, None
     try:
+        # Run the generator to its end: a finished run removes its resume checkpoint after
+        # its last event.
         for event in train(args.data_dir, args.out, config, cancel=cancel):
             bar = _show(event, bar, args.quiet)
             if event.kind in ("done", "cancelled"):
-                result = event.result
-                print(event.message, file=sys.stderr)
-                evaluation = result.metrics.get("evaluation", {})
-                if "accuracy" in evaluation:
-                    print(
-                        f"{result.metrics['evaluation_set']} accuracy: {evaluation['accuracy']:.1%}"
-                    )
-                print(str(result.bundle.path))
-                if not result.metrics["export_check"]["passed"]:
-                    return _fail("the ONNX export does not match the PyTorch model", EXIT_FAILED)
-                return EXIT_INTERRUPTED if event.kind == "cancelled" else EXIT_OK
+                last = event
     except (TrainError, DatasetError) as exc:
         return _fail(str(exc), EXIT_USAGE)
     except BundleError as exc:
         return _fail(str(exc), EXIT_FAILED)
+    except OSError as exc:  # e.g. the disk filled up while writing the resume checkpoint
+        where = f"{exc.filename}: " if exc.filename else ""
+        return _fail(f"{where}{exc.strerror or exc}", EXIT_FAILED)
     except (Cancelled, KeyboardInterrupt):
         return _fail("interrupted before the first epoch finished; nothing saved", EXIT_INTERRUPTED)
     finally:
         signal.signal(signal.SIGINT, previous)
         if bar is not None:
             bar.close()
-    return _fail("training ended without a result", EXIT_FAILED)
+    if last is None:
+        return _fail("training ended without a result", EXIT_FAILED)
+    return _report_result(last)
+
+
+def _report_result(event) -> int:
+    """Print the verdict, where the model went, the accuracy and (stdout) the model's path."""
+    from cnn_desktop.core.train import checkpoint_path
+
+    result = event.result
+    print(event.message, file=sys.stderr)
+    if result.cancelled and checkpoint_path(result.target).exists():
+        print(
+            f"Continue this run with: --out {result.target} --resume (the other options as now)",
+            file=sys.stderr,
+        )
+    evaluation = result.metrics.get("evaluation", {})
+    if "accuracy" in evaluation:
+        print(f"{result.metrics['evaluation_set']} accuracy: {evaluation['accuracy']:.1%}")
+    print(str(result.bundle.path))
+    if not result.export_verified:
+        return _fail("the ONNX export does not match the PyTorch model", EXIT_FAILED)
+    return EXIT_INTERRUPTED if event.kind == "cancelled" else EXIT_OK
 
 
 def _show(event, bar, quiet: bool):

@@ -4,12 +4,26 @@
 checkpoint, export, done), consumed by the CLI (a progress bar) and the GUI (live curves).
 The best model so far is kept; cancelling stops at the next step and saves it; an interrupted
 run resumes from its checkpoint; the same seed on the CPU gives the same metrics.
+
+Where the model goes (checked by :func:`check_output` before any work starts):
+
+* nothing at ``out`` yet: the run's model is saved there, finished or cancelled;
+* a model already at ``out``: it is replaced (atomically, by the bundle module's save) only
+  by a run that finished and whose ONNX export check passed. A cancelled run's best model
+  goes to ``NAME.cancelled-YYYYmmdd-HHMMSS.cnnmodel`` next to it, a run whose check failed to
+  ``NAME.unverified-YYYYmmdd-HHMMSS.cnnmodel``; the previous model is never touched.
+* a run that fails with an error (or is cancelled before its first epoch ends) saves no model.
+
+The resume checkpoint belongs to ``out`` (``.NAME.cnnmodel.resume.pt`` beside it), wherever a
+cancelled run's model was put, so ``--resume`` with the same ``--out`` continues that run.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import math
+import os
+import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -19,7 +33,7 @@ from typing import Any
 import numpy as np
 
 from cnn_desktop.core.augment import parse_augmentations
-from cnn_desktop.core.bundle import BUNDLE_SUFFIX, ModelBundle
+from cnn_desktop.core.bundle import BUNDLE_SUFFIX, BundleError, ModelBundle, load_bundle
 from cnn_desktop.core.dataset import ScanReport, scan_folder
 from cnn_desktop.core.splits import Split, make_split
 from cnn_desktop.core.tasks import Cancelled, CancelToken
@@ -135,12 +149,42 @@ class TrainEvent:
 
 @dataclass
 class TrainResult:
-    """The saved model and what was measured."""
+    """The saved model and what was measured.
+
+    Attributes:
+        bundle: The run's model, wherever it was saved.
+        history: One record per epoch.
+        metrics: ``training``, ``export_check``, ``evaluation`` … as in ``metrics.json``.
+        cancelled: The run was stopped before it finished (``bundle`` is its best epoch).
+        target: The bundle path asked for (``--out``).
+        replaced: A previous model at ``target`` was replaced by this one.
+        kept_because: Non-empty when a previous model at ``target`` was kept and this run's
+            model saved beside it instead; says why ("the run was cancelled" …).
+    """
 
     bundle: ModelBundle
     history: list[dict[str, float]]
     metrics: dict[str, Any]
     cancelled: bool = False
+    target: Path | None = None
+    replaced: bool = False
+    kept_because: str = ""
+
+    @property
+    def export_verified(self) -> bool:
+        """The ONNX export check passed (the saved model behaves like the trained one)."""
+        return bool((self.metrics.get("export_check") or {}).get("passed"))
+
+    def placement(self) -> str:
+        """Where the model was saved and what became of a previous one, as a sentence."""
+        if self.replaced:
+            return f"Replaced the previous model at {self.target}"
+        if self.kept_because:
+            return (
+                f"Kept the previous model at {self.target}; the new one is at "
+                f"{self.bundle.path} because {self.kept_because}"
+            )
+        return f"Saved {self.bundle.path}"
 
 
 def bundle_path(out: str | Path) -> Path:
@@ -154,6 +198,59 @@ def checkpoint_path(out: Path) -> Path:
     return out.with_name(f".{out.name}.resume.pt")
 
 
+def check_output(out: str | Path) -> Path:
+    """Check, before any work, that a run can write its model (and checkpoint) for ``out``.
+
+    Returns:
+        The bundle path (``.cnnmodel`` appended when missing).
+
+    Raises:
+        TrainError: ``out`` is no name, its folder is missing or is a file, the folder cannot
+            be written, or ``out`` exists and is not a model bundle.
+    """
+    if not Path(out).name or Path(out).name in (".", ".."):
+        raise TrainError(f"'{out}' is not a model name; give a path such as models/my-model")
+    path = bundle_path(out)
+    folder = path.parent
+    if not folder.is_dir():
+        blocker = next((p for p in (folder, *folder.parents) if p.exists()), None)
+        if blocker is not None and not blocker.is_dir():
+            raise TrainError(f"cannot save the model in {folder}: {blocker} is a file")
+        raise TrainError(f"cannot save the model in {folder}: the folder does not exist")
+    if path.exists() and not path.is_dir():
+        raise TrainError(f"{path} exists and is not a model bundle folder")
+    if path.exists():
+        try:
+            load_bundle(path)
+        except BundleError as exc:
+            raise TrainError(
+                f"{path} exists and is not a usable model bundle ({exc}); "
+                "choose another name or remove it"
+            ) from None
+    try:  # the only reliable test: create what a save creates (root passes os.access checks)
+        os.rmdir(tempfile.mkdtemp(prefix=f".{path.name}.write-test-", dir=folder))
+    except OSError as exc:
+        raise TrainError(f"cannot write the model to {folder}: {exc.strerror or exc}") from None
+    return path
+
+
+def free_bundle_path(out: str | Path) -> Path:
+    """``out`` as a bundle path, or ``NAME-2.cnnmodel``, ``NAME-3.cnnmodel`` … if it is taken."""
+    path = bundle_path(out)
+    stem, number = path.name[: -len(BUNDLE_SUFFIX)], 2
+    while path.exists() or path.is_symlink():
+        path = path.with_name(f"{stem}-{number}{BUNDLE_SUFFIX}")
+        number += 1
+    return path
+
+
+def kept_bundle_path(out: Path, label: str) -> Path:
+    """A new name beside ``out`` for a model that must not replace it:
+    ``NAME.<label>-YYYYmmdd-HHMMSS.cnnmodel`` (``-2`` … added if that is taken too)."""
+    stem = out.name[: -len(BUNDLE_SUFFIX)] if out.name.endswith(BUNDLE_SUFFIX) else out.name
+    return free_bundle_path(out.with_name(f"{stem}.{label}-{time.strftime('%Y%m%d-%H%M%S')}"))
+
+
 def train(
     data_dir: str | Path,
     out: str | Path,
@@ -163,16 +260,15 @@ def train(
 ) -> Iterator[TrainEvent]:
     """Train a model on a folder of class sub-folders and save it as a bundle.
 
+    A model already at ``out`` is replaced only by a finished run whose export check passed
+    (see the module docstring); the final event's result says where the model went.
+
     Raises:
-        TrainError: Bad options or data (before any training).
+        TrainError: Bad options, data or output location (before any training).
         DatasetError: The folder cannot be trained on.
     """
     config = config.resolved()
-    if not Path(out).name or Path(out).name in (".", ".."):
-        raise TrainError(f"'{out}' is not a model name; give a path such as models/my-model")
-    out_path = bundle_path(out)
-    if out_path.exists() and not out_path.is_dir():
-        raise TrainError(f"{out_path} exists and is not a model bundle folder")
+    out_path = check_output(out)
     started = time.monotonic()
     report = scan_folder(Path(data_dir), cancel=cancel)
     split = make_split(report, config.val_split, config.seed)
@@ -218,5 +314,7 @@ __all__ = [
     "TrainError",
     "TrainEvent",
     "TrainResult",
+    "check_output",
+    "free_bundle_path",
     "train",
 ]

@@ -1,9 +1,14 @@
 """The end of a training run: export to ONNX, save the bundle, verify the export against the
-torch model on the validation images, evaluate, and record it all in ``metrics.json``."""
+torch model on the validation images, evaluate, and record it all in ``metrics.json``.
+
+A model already at the output path is replaced only by a finished run whose check passed: the
+run's bundle is first saved and checked in a private folder beside it, then saved under its
+final name with the bundle module's atomic save (see :mod:`cnn_desktop.core.train`)."""
 
 from __future__ import annotations
 
 import json
+import tempfile
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -14,7 +19,7 @@ import torch
 from torch import nn
 
 from cnn_desktop.core.backends.onnx import OnnxClassifier
-from cnn_desktop.core.bundle import load_bundle, save_bundle
+from cnn_desktop.core.bundle import ModelBundle, load_bundle, save_bundle
 from cnn_desktop.core.dataset import ScanReport
 from cnn_desktop.core.evaluate import Evaluation, evaluate_items
 from cnn_desktop.core.export import export_onnx
@@ -23,7 +28,7 @@ from cnn_desktop.core.images import ImageLoadError
 from cnn_desktop.core.preprocess import load_and_preprocess
 from cnn_desktop.core.spec import ModelSpec
 from cnn_desktop.core.splits import Split
-from cnn_desktop.core.train import TrainConfig, TrainEvent, TrainResult
+from cnn_desktop.core.train import TrainConfig, TrainEvent, TrainResult, kept_bundle_path
 from cnn_desktop.core.zoo import visualisable_layers
 
 PARITY_TOLERANCE = 1e-4
@@ -107,34 +112,64 @@ def finish(
     evaluation: Evaluation | None = None,
 ) -> Iterator[TrainEvent]:
     """Export (unless ``proto`` is the graph already), save, verify and evaluate; ends with a
-    ``done`` or ``cancelled`` event."""
+    ``done`` or ``cancelled`` event whose result says where the model went.
+
+    ``out`` is the bundle path asked for. When nothing is there the model is saved there;
+    otherwise it is saved and checked aside first, and replaces ``out`` only if the run was
+    not cancelled and the check passed (else it keeps a name of its own beside ``out``).
+    """
     yield TrainEvent("export", message="Exporting the model to ONNX…", fraction=0.0)
     model = model.cpu().eval()
     if proto is None:
         proto, spec = export_onnx(model, spec, visualisable_layers(model))
     weights = {k: v.detach().cpu().numpy() for k, v in model.state_dict().items()}
     metrics: dict[str, Any] = {"training": training}
-    bundle = save_bundle(
-        out,
-        spec,
-        proto,
-        weights=weights,
-        extra_json={"history.json": history, "metrics.json": metrics},
+
+    def save(path: Path) -> ModelBundle:
+        extra = {"history.json": history, "metrics.json": metrics}
+        return save_bundle(path, spec, proto, weights=weights, extra_json=extra)
+
+    def verify(bundle: ModelBundle) -> None:
+        classifier = OnnxClassifier(bundle, "cpu")
+        limit = HEAD_PARITY_MAX_IMAGES if config.mode == "head" else PARITY_MAX_IMAGES
+        metrics["export_check"] = export_check(model, classifier, split.val or split.train, limit)
+        found = evaluation
+        if (split.test or split.val) and found is None:
+            found = evaluate_items(classifier, split.test or split.val, report.classes)
+        if found is not None:
+            metrics["evaluation"] = found.to_dict()
+            metrics["evaluation_set"] = "test" if split.test else "validation"
+
+    check_message = "Checking the ONNX export against PyTorch…"
+    kept_because, replaced = "", False
+    if not (out.exists() or out.is_symlink()):  # nothing to protect: one save, in place
+        bundle = save(out)
+        yield TrainEvent("export", message=check_message, fraction=0.5)
+        verify(bundle)
+        _write_json_atomically(bundle.path / "metrics.json", metrics)
+        bundle = load_bundle(bundle.path)
+    else:
+        with tempfile.TemporaryDirectory(
+            prefix=f".{out.name}.checking-", dir=out.parent, ignore_cleanup_errors=True
+        ) as working:
+            trial = save(Path(working) / out.name)
+            yield TrainEvent("export", message=check_message, fraction=0.5)
+            verify(trial)
+        if cancelled:
+            kept_because, label = "the run was cancelled (it holds its best epoch)", "cancelled"
+        elif not metrics["export_check"]["passed"]:
+            kept_because, label = "its ONNX export check failed", "unverified"
+        bundle = save(kept_bundle_path(out, label) if kept_because else out)
+        replaced = not kept_because
+    result = TrainResult(
+        bundle=bundle,
+        history=history,
+        metrics=metrics,
+        cancelled=cancelled,
+        target=out,
+        replaced=replaced,
+        kept_because=kept_because,
     )
-    yield TrainEvent("export", message="Checking the ONNX export against PyTorch…", fraction=0.5)
-    classifier = OnnxClassifier(bundle, "cpu")
-    check_items = split.val or split.train
-    limit = HEAD_PARITY_MAX_IMAGES if config.mode == "head" else PARITY_MAX_IMAGES
-    metrics["export_check"] = export_check(model, classifier, check_items, limit)
-    evaluation_items = split.test or split.val
-    if evaluation_items and evaluation is None:
-        evaluation = evaluate_items(classifier, evaluation_items, report.classes)
-    if evaluation is not None:
-        metrics["evaluation"] = evaluation.to_dict()
-        metrics["evaluation_set"] = "test" if split.test else "validation"
-    _write_json_atomically(bundle.path / "metrics.json", metrics)
-    bundle = load_bundle(bundle.path)
-    result = TrainResult(bundle=bundle, history=history, metrics=metrics, cancelled=cancelled)
     check = metrics["export_check"]
     verdict = (
         f"ONNX export verified on {check['images']} images "
@@ -145,7 +180,7 @@ def finish(
     )
     yield TrainEvent(
         "cancelled" if cancelled else "done",
-        message=f"Saved {bundle.path}. {verdict}",
+        message=f"{verdict}. {result.placement()}.",
         fraction=1.0,
         result=result,
         data={"export_check": check},
