@@ -29,7 +29,6 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from cnn_desktop.core.bundle import BUNDLE_SUFFIX
 from cnn_desktop.core.dataset import ScanReport, scan_folder
 from cnn_desktop.core.spec import ModelSpec
 from cnn_desktop.core.splits import make_split
@@ -37,6 +36,7 @@ from cnn_desktop.core.train import DEFAULTS, TrainConfig, TrainEvent, TrainResul
 from cnn_desktop.core.zoo import ARCHITECTURES, SCRATCH_ARCHITECTURES, choose_input
 from cnn_desktop.gui.runner import TaskHandle, TaskRunner
 from cnn_desktop.gui.state import Settings
+from cnn_desktop.gui.train_outcome import OutputChooser, confirm_unverified, describe_use_button
 from cnn_desktop.gui.widgets.augment_preview import AugmentationChooser, preview_spec
 from cnn_desktop.gui.widgets.confusion_matrix import TrainResultsView
 from cnn_desktop.gui.widgets.training_curves import TrainingProgress, run_training
@@ -45,12 +45,6 @@ MODE_TITLES = {"head": "Head only — fast", "full": "Full fine-tune", "scratch"
 HEAD_NO_AUGMENT = "Head-only training learns from cached embeddings: augmentation does not apply."
 ERROR_STYLE = "color: #c62828;"
 WARNING_STYLE = "color: #b26a00;"
-
-
-def default_output(folder: str) -> str:
-    """``<folder name>.cnnmodel`` next to the data folder."""
-    path = Path(folder)
-    return str(path.parent / f"{path.name}{BUNDLE_SUFFIX}")
 
 
 class TrainPanel(QWidget):
@@ -70,7 +64,6 @@ class TrainPanel(QWidget):
         self.report: ScanReport | None = None
         self.result: TrainResult | None = None
         self.handle: TaskHandle | None = None
-        self._auto_output = True
         self.setAcceptDrops(True)
         left = QWidget(self)
         column = QVBoxLayout(left)
@@ -96,8 +89,9 @@ class TrainPanel(QWidget):
         self.run_view.set_status("Choose a data folder, then start.")
         right.addWidget(self.run_view)
         self.results = TrainResultsView(runner, self)
-        for name in ("show_image", "use_model", "message", "error"):
+        for name in ("show_image", "message", "error"):
             getattr(self.results, name).connect(getattr(self, name))
+        self.results.use_model.connect(self._use_requested)
         right.addWidget(self.results)
         splitter = QSplitter(self)
         splitter.addWidget(scroll)
@@ -161,20 +155,15 @@ class TrainPanel(QWidget):
         self.size_spin.setSpecialValueText("automatic")
         self.seed_spin = QSpinBox(box, minimum=0, maximum=2**31 - 1)
         self.augment = AugmentationChooser(self.runner, self._preview_source, box)
-        self.output_edit = QLineEdit(box)
-        self.output_edit.textEdited.connect(lambda _t: setattr(self, "_auto_output", False))
-        save_as = QPushButton("Save as…", box)
-        save_as.clicked.connect(self._choose_output)
-        output_row = QHBoxLayout()
-        output_row.addWidget(self.output_edit, 1)
-        output_row.addWidget(save_as)
+        self.output = OutputChooser(box)
+        self.output_edit = self.output.edit
         form = QFormLayout(box)
         for label, field in (
             ("Mode", self.mode_combo), ("Architecture", self.arch_combo),
             ("Epochs", self.epochs_spin), ("Batch size", self.batch_spin),
             ("Learning rate", self.lr_spin), ("Validation", self.val_spin),
             ("Image size", self.size_spin), ("Seed", self.seed_spin),
-            ("Augmentation", self.augment), ("Save to", output_row),
+            ("Augmentation", self.augment), ("Save to", self.output),
         ):  # fmt: skip
             form.addRow(label, field)
         self.mode_combo.currentIndexChanged.connect(lambda _i: self._mode_changed())
@@ -192,8 +181,7 @@ class TrainPanel(QWidget):
         folder = str(Path(path).expanduser())
         self.folder_edit.setText(folder)
         self.settings.qsettings.setValue("train/data_folder", folder)
-        if self._auto_output:
-            self.output_edit.setText(default_output(folder))
+        self.output.suggest_for(folder)
         self._show_report(None, "Scanning…")
         return self.runner.submit(
             "Scan training data",
@@ -245,14 +233,6 @@ class TrainPanel(QWidget):
         folder = QFileDialog.getExistingDirectory(self, "Choose the training data folder", start)
         if folder:
             self.set_data_folder(folder)
-
-    def _choose_output(self) -> None:
-        path, _ = QFileDialog.getSaveFileName(
-            self, "Save the model as", self.output_edit.text(), f"Model (*{BUNDLE_SUFFIX})"
-        )
-        if path:
-            self._auto_output = False
-            self.output_edit.setText(path)
 
     def dragEnterEvent(self, event: QDragEnterEvent) -> None:
         if self._dropped_folder(event) and self.handle is None:
@@ -319,11 +299,15 @@ class TrainPanel(QWidget):
         if report is None or self.handle is not None:
             return None
         data = str(report.root)
-        out = self.output_edit.text().strip() or default_output(data)
+        out = self.output.path_for_run(data)
+        if out is None:
+            self.run_view.set_status("Not started: choose another name under Save to.")
+            return None
         config = self.config()
         self.settings.qsettings.setValue("train/epochs", config.epochs)
         self.result = None
         self.results.clear()
+        describe_use_button(self.results.use_button, None)
         self.run_view.reset("Starting…")
         self.handle = self.runner.submit(
             "Training",
@@ -347,15 +331,24 @@ class TrainPanel(QWidget):
         if event.kind not in ("done", "cancelled") or event.result is None:
             self.run_view.show_event(event)
             return
-        self.result = event.result
+        result = self.result = event.result
         cancelled = event.kind == "cancelled"
         self.run_view.progress.setValue(1000)
         prefix = "Training cancelled: the best model so far was saved. " if cancelled else ""
-        self.run_view.set_status(prefix + event.message)
-        self.results.show_result(event.result, cancelled=cancelled)
+        self.run_view.set_status(prefix + event.message, failed=not result.export_verified)
+        self.results.show_result(result, cancelled=cancelled)
+        describe_use_button(self.results.use_button, result)
         self.message.emit(prefix + event.message)
-        if not cancelled:
-            self.use_model.emit(str(event.result.bundle.path))  # "try it" at once
+        # The run does not become the window's model by itself: only "Use this model" does.
+
+    def _use_requested(self, path: str) -> None:
+        """*Use this model*: make the run's model the window's active one (asking first when
+        its export check did not pass)."""
+        unverified = self.result is not None and not self.result.export_verified
+        if unverified and not confirm_unverified(self, path):
+            return
+        self.use_model.emit(path)
+        self.message.emit(f"Opening {path} as the active model…")
 
     def _cancelled(self) -> None:
         if self.result is None:
@@ -391,7 +384,8 @@ class TrainPanel(QWidget):
             self.epochs_spin.setValue(int(epochs))
         folder = str(values.value("train/data_folder", "") or "")
         self.folder_edit.setText(folder)
-        self.output_edit.setText(default_output(folder) if folder else "")
+        if folder:
+            self.output.suggest_for(folder)
         self._show_report(None)
 
     def showEvent(self, event: QShowEvent) -> None:

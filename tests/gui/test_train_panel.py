@@ -128,6 +128,7 @@ def test_training_from_scratch_shows_curves_results_and_offers_the_model(
 ):
     scan(qtbot, panel, digits)
     choose(panel, "scratch", "lenet5", 3)
+    (tmp_path / "out").mkdir()
     panel.output_edit.setText(str(tmp_path / "out" / "digits.cnnmodel"))
     used, shown = [], []
     panel.use_model.connect(used.append)
@@ -151,6 +152,9 @@ def test_training_from_scratch_shows_curves_results_and_offers_the_model(
     assert (matrix.table.rowCount(), matrix.table.columnCount()) == (3, 3)
     val_images = panel.result.metrics["training"]["val_images"]
     assert matrix.total() == val_images == 3 * round(PER_CLASS * 0.2)
+    assert used == []  # a finished run is offered, not switched to
+    assert results.use_button.isEnabled() and results.use_button.text() == "Use this model"
+    qtbot.mouseClick(results.use_button, Qt.MouseButton.LeftButton)
     assert used == [str(tmp_path / "out" / "digits.cnnmodel")] and Path(used[0]).is_dir()
     assert panel.start_button.isEnabled() and panel.options.isEnabled()
     assert panel.settings.qsettings.value("train/epochs") in (3, "3")
@@ -188,10 +192,11 @@ def test_cancel_stops_within_seconds_and_keeps_the_best_model(qtbot, panel, digi
     assert "cancelled" in panel.run_view.status().lower()
     assert "best model so far was saved" in panel.run_view.status()
     assert panel.result is not None and panel.result.cancelled
-    assert (tmp_path / "cancelled.cnnmodel" / "model.onnx").is_file()
+    assert load_bundle(tmp_path / "cancelled.cnnmodel").spec.num_classes == 3
+    assert str(tmp_path / "cancelled.cnnmodel") in panel.run_view.status()  # says where
     assert panel.run_view.curves.epoch_points() < 40
     assert "Cancelled" in panel.results.headline.text()
-    assert used == []  # only a finished run is tried automatically
+    assert used == []  # no run becomes the active model by itself
     assert panel.start_button.isEnabled()
 
 
