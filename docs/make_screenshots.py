@@ -293,7 +293,9 @@ class Flows:
             raise RuntimeError(
                 f"training ended without a result: {panel.run_view.status_label.text()}"
             )
-        # The trained model becomes the active one and reclassifies the gallery: let it finish.
+        # "Use this model" makes the trained model the active one, which reclassifies the
+        # gallery: let it finish.
+        panel.results.use_button.click()
         bundle = str(panel.result.bundle.path)
         self.wait_until(
             "the trained model",
