@@ -195,7 +195,7 @@ def test_single_class_and_empty_folders_are_clear_errors(tmp_path) -> None:
         run(single, tmp_path / "x", TrainConfig(mode="scratch", arch="lenet5"))
     empty = tmp_path / "empty"
     empty.mkdir()
-    with pytest.raises(DatasetError):
+    with pytest.raises(DatasetError, match=r"^no class folders with images in .*empty$"):
         run(empty, tmp_path / "y", TrainConfig(mode="scratch", arch="lenet5"))
 
 
