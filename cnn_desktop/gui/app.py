@@ -36,5 +36,8 @@ def run_app(paths: Sequence[str] = (), model: str | None = None) -> int:
 
 
 def main() -> int:
-    """Entry point of the ``cnn-desktop-gui`` script."""
-    return run_app(sys.argv[1:])
+    """Entry point of the ``cnn-desktop-gui`` script: the arguments of ``cnn-desktop gui``
+    (``PATHS… [--model M]``), parsed by the same parser."""
+    from cnn_desktop.cli import main as cli_main
+
+    return cli_main(["gui", *sys.argv[1:]])

@@ -57,6 +57,7 @@ class MainWindow(WindowCommands, QMainWindow):
         self.results = ResultsModel(self)
         self.active_model: ActiveModel | None = None
         self._model_path: str | None = model_path
+        self._device_in_use = self.settings.device  # the device choice the active model runs on
         self._waiting_inputs: list[Path] = []
         self._focus: tuple[Path, int] | None = None  # image to show with a CAM once classified
         self._classify_tasks: set[TaskHandle] = set()
@@ -218,6 +219,7 @@ class MainWindow(WindowCommands, QMainWindow):
         self._generation += 1
         self.active_model = model
         self._model_path = path
+        self._device_in_use = self.settings.device
         self.model_label.setText(model.status_text())
         self.model_label.setToolTip(str(model.bundle.path))
         if path:
@@ -232,8 +234,9 @@ class MainWindow(WindowCommands, QMainWindow):
         self.notifications.error(f"Could not open the model: {message}")
         active = self.active_model
         self.model_label.setText(active.status_text() if active else "No model")
-        if active is not None:  # keep the menus true to what is really running
+        if active is not None:  # keep the menus (and the next start) true to what runs
             self.settings.backend = active.classifier.backend
+            self.settings.device = self._device_in_use
             self._sync_backend_actions()
 
     # ----- images -------------------------------------------------------------------------

@@ -267,9 +267,9 @@ def test_class_weights_are_inverse_frequency_with_mean_one() -> None:
     np.testing.assert_allclose(weights, [0.5, 1.5])
     # counts 1, 2, 3, 0 → 1, 1/2, 1/3 (mean 11/18) → 18/11, 9/11, 6/11; absent class 0
     np.testing.assert_allclose(class_weights([0, 1, 1, 2, 2, 2], 4), [18 / 11, 9 / 11, 6 / 11, 0])
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"^labels must be between 0 and 1$"):
         class_weights([0, 2], 2)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"^no labels$"):
         class_weights([], 2)
 
 

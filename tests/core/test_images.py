@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import json
 import os
 import sys
 import warnings
@@ -27,6 +28,7 @@ from cnn_desktop.core.images import (
     load_image,
 )
 from tests.bad_inputs import BadInput, write_bad_input_corpus
+from tests.unprivileged import run_unprivileged, running_as_root, shared_folder
 
 Corpus = tuple[Path, dict[str, BadInput]]
 
@@ -284,25 +286,43 @@ def test_missing_file(tmp_path: Path) -> None:
         load_image(tmp_path / "gone.jpg")
 
 
-def test_unreadable_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """A file the user may not read gives 'permission denied', not a crash."""
-    path = tmp_path / "secret.png"
-    Image.new("RGB", (4, 4)).save(path)
-    path.chmod(0)
-    if os.geteuid() == 0 or sys.platform == "win32":
-        # Root reads anything: make the open fail as it does for an ordinary user.
-        import builtins
+UNREADABLE_PROBE = """
+import json, sys
+from pathlib import Path
+from cnn_desktop.core.images import ImageLoadError, load_image
+outcome = {}
+for name in sys.argv[1:]:
+    try:
+        outcome[name] = list(load_image(Path(name)).size)
+    except ImageLoadError as exc:
+        outcome[name] = str(exc)
+print(json.dumps(outcome))
+"""
 
-        real_open = builtins.open
 
-        def refusing_open(file, *args, **kwargs):
-            if Path(file) == path:
-                raise PermissionError(13, "Permission denied", str(file))
-            return real_open(file, *args, **kwargs)
-
-        monkeypatch.setattr(builtins, "open", refusing_open)
-    with pytest.raises(ImageLoadError, match="permission denied"):
-        load_image(path)
+@pytest.mark.skipif(sys.platform == "win32", reason="mode 0 does not stop reads on Windows")
+def test_unreadable_file(tmp_path: Path) -> None:
+    """A file the user may not read gives 'permission denied', not a crash: as root (who
+    reads anything) the check runs as an ordinary user, against the system's real refusal."""
+    if not running_as_root():
+        path = tmp_path / "secret.png"
+        Image.new("RGB", (4, 4)).save(path)
+        path.chmod(0)
+        with pytest.raises(ImageLoadError, match="permission denied"):
+            load_image(path)
+        return
+    with shared_folder() as folder:
+        secret, readable = folder / "secret.png", folder / "readable.png"
+        Image.new("RGB", (4, 4)).save(secret)
+        Image.new("RGB", (6, 5)).save(readable)
+        secret.chmod(0)
+        readable.chmod(0o644)
+        done = run_unprivileged(UNREADABLE_PROBE, str(secret), str(readable))
+    assert done.returncode == 0, done.stderr[-3000:]
+    outcome = json.loads(done.stdout)
+    assert outcome[str(readable)] == [6, 5], "the unprivileged user can read an ordinary file"
+    assert "permission denied" in outcome[str(secret)], outcome
+    assert "Traceback" not in done.stderr
 
 
 @pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="needs /proc")

@@ -449,10 +449,35 @@ def test_thumbnails_fit_the_requested_size(photos: dict[str, Path], onnx_classif
 # --------------------------------------------------------------------------- devices
 
 
-@pytest.mark.skipif(_cuda_present(), reason="a CUDA device is present")
-@pytest.mark.parametrize("backend", ["onnx", "torch"])
-def test_asking_for_cuda_without_a_gpu_is_a_clear_error(default_bundle, backend: str) -> None:
-    with pytest.raises(BackendError, match="CUDA was asked for but"):
+@pytest.fixture
+def no_gpu(monkeypatch: pytest.MonkeyPatch) -> None:
+    """This process sees no working GPU, as on a machine without one (also where one is)."""
+    import torch
+
+    from cnn_desktop.core.backends import onnx as onnx_backend
+    from cnn_desktop.core.devices import ProviderStatus, onnx_provider_status
+
+    def provider_status(name: str) -> ProviderStatus:
+        if name == "CUDAExecutionProvider":
+            return ProviderStatus(name, False, "no NVIDIA driver on this machine")
+        return onnx_provider_status(name)
+
+    monkeypatch.setattr(onnx_backend, "onnx_provider_status", provider_status)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
+
+
+@pytest.mark.parametrize(
+    ("backend", "reason"),
+    [
+        ("onnx", "CUDA was asked for but ONNX Runtime cannot use it: no NVIDIA driver"),
+        ("torch", "CUDA was asked for but PyTorch sees no CUDA device"),
+    ],
+)
+def test_asking_for_cuda_without_a_gpu_is_a_clear_error(
+    default_bundle, no_gpu, backend: str, reason: str
+) -> None:
+    with pytest.raises(BackendError, match=f"^{reason}"):
         open_classifier(default_bundle, backend, "cuda")
 
 
@@ -466,15 +491,40 @@ def test_unknown_backend_or_device_is_a_backend_error(default_bundle) -> None:
 def test_cpu_provider_is_listed_as_working() -> None:
     statuses = {status.name: status for status in onnx_providers()}
     assert statuses["CPUExecutionProvider"].working
-    if not _cuda_present() and "CUDAExecutionProvider" in statuses:
-        assert not statuses["CUDAExecutionProvider"].working
-        assert statuses["CUDAExecutionProvider"].detail
+    if "CUDAExecutionProvider" in statuses:  # the GPU build: it works exactly when torch's does
+        cuda = statuses["CUDAExecutionProvider"]
+        assert cuda.working == _cuda_present(), cuda
+        assert cuda.detail
 
 
-def test_auto_device_falls_back_to_the_cpu_without_a_gpu(default_bundle) -> None:
-    if _cuda_present():
-        pytest.skip("a CUDA device is present")
-    assert open_classifier(default_bundle, "onnx", "auto").device == "CPUExecutionProvider"
+@pytest.mark.parametrize(
+    ("backend", "device"), [("onnx", "CPUExecutionProvider"), ("torch", "cpu")]
+)
+def test_auto_device_falls_back_to_the_cpu_without_a_gpu(
+    default_bundle, no_gpu, photos, backend: str, device: str
+) -> None:
+    classifier = open_classifier(default_bundle, backend, "auto")
+    assert classifier.device == device
+    batch = np.stack([load_and_preprocess(photos["chelsea"], default_bundle.spec)])
+    assert (
+        top_predictions(classifier.predict(batch)[0], default_bundle.spec.class_names, 1)[0].label
+        in CATS
+    )
+
+
+@pytest.mark.skipif(not _cuda_present(), reason="needs a CUDA device")
+@pytest.mark.parametrize("backend", ["onnx", "torch"])
+@pytest.mark.parametrize("device", ["cuda", "auto"])
+def test_cuda_is_used_when_present_and_agrees_with_the_cpu(
+    default_bundle, photos, backend: str, device: str
+) -> None:
+    gpu = open_classifier(default_bundle, backend, device)
+    assert "cuda" in gpu.device.lower(), gpu.device
+    cpu = open_classifier(default_bundle, backend, "cpu")
+    batch = np.stack([load_and_preprocess(photos[n], default_bundle.spec) for n in PARITY_PHOTOS])
+    on_gpu, on_cpu = gpu.predict(batch), cpu.predict(batch)
+    np.testing.assert_array_equal(on_gpu.argmax(1), on_cpu.argmax(1))
+    np.testing.assert_allclose(on_gpu, on_cpu, atol=1e-3)
 
 
 # --------------------------------------------------------------------------- preprocessing

@@ -328,7 +328,7 @@ def test_save_with_unsavable_weights_keeps_the_previous_bundle(tmp_path: Path, t
     before = {p.name: p.read_bytes() for p in first.path.iterdir()}
 
     bad_weights = {"w": np.array([object(), object()], dtype=object)}
-    with pytest.raises(Exception):  # noqa: B017 - the type is checked below
+    with pytest.raises(BundleError, match=r"^could not save model to .*weights could not be"):
         save_bundle(tmp_path / "model", spec, onnx_bytes, weights=bad_weights)
 
     assert {p.name: p.read_bytes() for p in first.path.iterdir()} == before
@@ -339,7 +339,7 @@ def test_save_with_unsavable_weights_keeps_the_previous_bundle(tmp_path: Path, t
 def test_save_with_unsavable_weights_raises_bundle_error(tmp_path: Path, tiny_export) -> None:
     onnx_bytes, spec, _ = tiny_export
     bad_weights = {"w": np.array([object()], dtype=object)}
-    with pytest.raises(BundleError):
+    with pytest.raises(BundleError, match=r"^could not save model to .*weights could not be"):
         save_bundle(tmp_path / "model", spec, onnx_bytes, weights=bad_weights)
 
 

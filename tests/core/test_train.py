@@ -6,14 +6,17 @@ import json
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 
+from cnn_desktop.core.augment import AugmentationError
 from cnn_desktop.core.backends import open_classifier
 from cnn_desktop.core.bundle import load_bundle
 from cnn_desktop.core.dataset import DatasetError
 from cnn_desktop.core.evaluate import evaluate_folder
 from cnn_desktop.core.tasks import Cancelled, CancelToken
 from cnn_desktop.core.train import TrainConfig, TrainError, checkpoint_path, train
+from tests.core.loss_recorder import record_losses, training_loss
 from tests.datasets import write_digits_dataset, write_junk, write_photo_dataset
 
 
@@ -59,7 +62,9 @@ def test_scratch_lenet_on_digits_learns_and_exports_a_verified_model(digits, tmp
     assert not checkpoint_path(result.bundle.path).exists()  # finished runs leave no checkpoint
 
 
-def test_head_mode_on_photos_is_fast_and_accurate(photos, tmp_path, monkeypatch) -> None:
+def test_head_mode_on_photos_is_accurate_and_caches_the_embeddings(
+    photos, tmp_path, monkeypatch
+) -> None:
     from cnn_desktop.core import train_head
 
     monkeypatch.setattr(train_head, "cache_dir", lambda: tmp_path / "cache")  # a cold cache
@@ -88,6 +93,22 @@ def test_full_mode_fine_tunes_every_layer(photos, tmp_path) -> None:
     steps = [e for e in events if e.kind == "step"]
     assert steps and all(e.images_per_s > 0 for e in steps)
     assert last.result.bundle.spec.architecture == "tf_efficientnet_lite0"
+
+    # Every trainable tensor of the backbone moved away from the ImageNet weights (a frozen
+    # layer would keep them exactly), and the new two-class head was trained.
+    from safetensors.numpy import load_file
+
+    from cnn_desktop.core.pretrained import load_pretrained_model
+
+    pretrained = load_pretrained_model()
+    before = {name: p.detach().numpy() for name, p in pretrained.named_parameters()}
+    after = load_file(str(last.result.bundle.weights_path))
+    head = {name for name, _ in pretrained.get_classifier().named_parameters(prefix="classifier")}
+    backbone = sorted(set(before) - head)
+    assert len(backbone) > 100 and head == {"classifier.weight", "classifier.bias"}
+    unchanged = [name for name in backbone if np.array_equal(after[name], before[name])]
+    assert unchanged == [], f"{len(unchanged)} of {len(backbone)} layers were not trained"
+    assert after["classifier.weight"].shape == (2, before["classifier.weight"].shape[1])
 
 
 def test_same_seed_gives_same_metrics_on_cpu(digits, tmp_path) -> None:
@@ -126,15 +147,31 @@ def test_cancel_before_the_first_epoch_saves_nothing(digits, tmp_path) -> None:
     assert not (tmp_path / "never.cnnmodel").exists()
 
 
-def test_imbalanced_data_uses_class_weights(tmp_path) -> None:
+def test_imbalanced_data_uses_class_weights(tmp_path, monkeypatch) -> None:
     data = tmp_path / "imbalanced"
     write_digits_dataset(data, per_class=40, classes=range(2))
     for path in sorted((data / "1").iterdir())[6:]:
         path.unlink()
+    losses = record_losses(monkeypatch)
     events, last = run(data, tmp_path / "imb", TrainConfig(mode="scratch", arch="lenet5", epochs=3))
     scan = events[0]
     assert "imbalanced" in scan.message
     assert last.kind == "done"
+    # 40 and 6 images: 32 and 5 train. The loss weighs each class by its inverse frequency
+    # (averaging 1), so the 5 rare images count as much as the 32 common ones.
+    split = scan.data["split"]
+    counts = np.bincount([label for _, label in split.train], minlength=2)
+    assert counts.tolist() == [32, 5]
+    weights = training_loss(losses).class_weights()
+    assert weights is not None, "the training loss has no class weights"
+    np.testing.assert_allclose(weights, [2 * 5 / 37, 2 * 32 / 37], rtol=1e-6)
+    np.testing.assert_allclose(weights * counts, [weights[0] * 32] * 2, rtol=1e-6)
+
+    # Without the imbalance (or with balance "none") nothing is weighted.
+    losses.clear()
+    config = TrainConfig(mode="scratch", arch="lenet5", epochs=1, balance="none")
+    assert run(data, tmp_path / "plain", config)[1].kind == "done"
+    assert training_loss(losses).class_weights() is None
 
 
 def test_junk_files_are_skipped_and_training_goes_on(tmp_path) -> None:
@@ -143,9 +180,12 @@ def test_junk_files_are_skipped_and_training_goes_on(tmp_path) -> None:
     junk = write_junk(data, "0")
     events, last = run(data, tmp_path / "j", TrainConfig(mode="scratch", arch="lenet5", epochs=2))
     report = events[0].data["report"]
-    skipped = {path for path, _ in report.skipped}
-    assert all(path in skipped or not path.exists() for path in junk) or len(skipped) >= 3
+    assert dict(report.skipped) == junk  # every junk file, each with its reason
+    assert len(report.skipped) == len(junk)  # and each once (a hidden folder, not its files)
+    assert report.counts() == {"0": 12, "1": 12, "2": 12}
     assert last.kind == "done"
+    training = last.result.metrics["training"]
+    assert training["train_images"] + training["val_images"] == 36  # every real image
 
 
 def test_single_class_and_empty_folders_are_clear_errors(tmp_path) -> None:
@@ -155,17 +195,32 @@ def test_single_class_and_empty_folders_are_clear_errors(tmp_path) -> None:
         run(single, tmp_path / "x", TrainConfig(mode="scratch", arch="lenet5"))
     empty = tmp_path / "empty"
     empty.mkdir()
-    with pytest.raises(DatasetError):
+    with pytest.raises(DatasetError, match=r"^no class folders with images in .*empty$"):
         run(empty, tmp_path / "y", TrainConfig(mode="scratch", arch="lenet5"))
 
 
-def test_bad_options_are_refused_before_training(digits, tmp_path) -> None:
-    for config in (
-        TrainConfig(mode="sideways"),
-        TrainConfig(mode="scratch", arch="transformer"),
-        TrainConfig(mode="scratch", epochs=0),
-        TrainConfig(val_split=1.5),
-        TrainConfig(augment=("wobble",)),
-    ):
-        with pytest.raises((TrainError, ValueError)):
-            run(digits, tmp_path / "bad", config)
+@pytest.mark.parametrize(
+    ("config", "error", "message"),
+    [
+        (TrainConfig(mode="sideways"), TrainError, r"^unknown mode 'sideways' \(choose from head,"),
+        (
+            TrainConfig(mode="scratch", arch="transformer"),
+            TrainError,
+            r"^unknown architecture 'transformer' for scratch training \(choose from lenet5,",
+        ),
+        (TrainConfig(mode="scratch", epochs=0), TrainError, r"^epochs must be at least 1$"),
+        (TrainConfig(val_split=1.5), TrainError, r"^the validation split must be between 0 and 1$"),
+        (
+            TrainConfig(augment=("wobble",)),
+            AugmentationError,
+            r"^unknown augmentation wobble \(choose from flip,",
+        ),
+    ],
+    ids=["mode", "arch", "epochs", "val_split", "augment"],
+)
+def test_bad_options_are_refused_before_training(digits, tmp_path, config, error, message) -> None:
+    events = train(digits, tmp_path / "bad", config)
+    with pytest.raises(error, match=message) as refused:
+        next(events)  # refused before the scan: no event at all
+    assert refused.type is error
+    assert list(tmp_path.iterdir()) == []

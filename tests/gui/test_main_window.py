@@ -26,6 +26,7 @@ from tests.gui.conftest import (
     pipeline_threads_alive,
     wait_all_classified,
 )
+from tests.gui.waiting import settle
 
 
 def test_dropped_photo_is_classified_and_its_bars_shown(qtbot, window: MainWindow, photos):
@@ -125,7 +126,7 @@ def test_window_stays_responsive_while_classifying(qtbot, window: MainWindow, ph
     probe.setInterval(10)
     probe.timeout.connect(lambda: ticks.append(time.monotonic()))
     probe.start()
-    qtbot.wait(50)
+    qtbot.waitUntil(lambda: len(ticks) >= 2, timeout=5000)  # the probe runs
     try:
         drop(window, [folder])
         wait_all_classified(qtbot, window, 40)
@@ -158,7 +159,7 @@ def test_cancel_stops_the_batch_within_a_second(qtbot, window: MainWindow, big_b
     assert 0 < len(classified) < BIG_BATCH
     assert all(e.error is None and e.predictions for e in classified)
     assert not window.cancel_button.isVisible() and not window.progress.isVisible()
-    qtbot.wait(300)
+    settle(qtbot, window)  # every thread is over and all it sent has been delivered
     assert sum(not e.pending for e in window.results.entries()) == len(classified), (
         "no result arrives after cancelling"
     )
@@ -206,8 +207,7 @@ def test_clear_images_during_a_batch_leaves_nothing_behind(qtbot, window: MainWi
     qtbot.waitUntil(lambda: first_result_arrived(window), timeout=CLASSIFY_TIMEOUT_MS)
 
     window.clear_images()
-    qtbot.waitUntil(lambda: not window.runner.active, timeout=5000)
-    qtbot.wait(100)
+    settle(qtbot, window, timeout_ms=5000)
 
     assert window.pages.currentIndex() == 0
     assert [e.path.name for e in window.results.entries()] == []

@@ -67,7 +67,7 @@ def test_scan_report_lists_classes_skipped_files_and_sets_the_output(qtbot, pane
     rows = {table.item(r, 0).text(): table.item(r, 1).text() for r in range(table.rowCount())}
     assert rows == {"0": "6", "1": "6", "2": "6"}
     assert "3 classes, 18 images" in panel.scan_label.text()
-    assert panel.skipped_list.count() == len(panel.report.skipped) >= len(junk) - 1
+    assert panel.skipped_list.count() == len(panel.report.skipped) == len(junk)
     assert f"{panel.skipped_list.count()} file(s) skipped" in panel.skipped_label.text()
     skipped = [panel.skipped_list.item(i).text() for i in range(panel.skipped_list.count())]
     assert any("not an image file" in text for text in skipped)
@@ -162,15 +162,7 @@ def test_training_from_scratch_shows_curves_results_and_offers_the_model(
     matrix.cell_clicked.emit(0, 0)
     assert "not listed" in results.cell_images.title.text()
     assert results.cell_images.list.count() == 0
-    mistakes = [(t, p) for t in range(3) for p in range(3) if t != p and matrix.counts[t][p]]
-    if mistakes:
-        true, predicted = mistakes[0]
-        matrix.cell_clicked.emit(true, predicted)
-        listed = results.cell_images.paths()
-        assert len(listed) == matrix.counts[true][predicted]
-        assert all(Path(path).parent.name == str(true) for path in listed)
-        results.cell_images.list.setCurrentRow(0)
-        assert shown == [(listed[0], predicted)]
+    assert shown == []  # a mistake's image is shown once clicked: test_train_mistakes.py
 
     exported = tmp_path / "exported.onnx"
     handle = panel.results.export_onnx(str(exported))
