@@ -43,12 +43,15 @@ class ModelBundle:
         spec: The validated model spec.
         onnx_path: The ONNX graph.
         weights_path: The safetensors weights for further training, when present.
+        batch_size: The batch size the graph was exported with when it is fixed (a foreign
+            model exported with input ``[1, 3, H, W]``), None when the batch is dynamic.
     """
 
     path: Path
     spec: ModelSpec
     onnx_path: Path
     weights_path: Path | None
+    batch_size: int | None = None
 
     @property
     def name(self) -> str:
@@ -189,8 +192,10 @@ def load_bundle(path: str | os.PathLike[str]) -> ModelBundle:
         )
     proto = _load_onnx_proto(source)
     spec = _spec_from_metadata(proto) or infer_spec(proto, source.stem)
-    _check_graph(proto, spec, source)
-    return ModelBundle(path=source, spec=spec, onnx_path=source, weights_path=None)
+    batch_size = _check_graph(proto, spec, source)
+    return ModelBundle(
+        path=source, spec=spec, onnx_path=source, weights_path=None, batch_size=batch_size
+    )
 
 
 def _load_folder(folder: Path) -> ModelBundle:
@@ -208,7 +213,7 @@ def _load_folder(folder: Path) -> ModelBundle:
     except OSError as exc:
         raise BundleError(f"{folder.name}/{SPEC_FILE} is unreadable: {exc}") from None
     proto = _load_onnx_proto(onnx_path)
-    _check_graph(proto, spec, onnx_path)
+    batch_size = _check_graph(proto, spec, onnx_path)
     weights_path = folder / WEIGHTS_FILE
     if weights_path.exists():
         _check_safetensors(weights_path)
@@ -217,6 +222,7 @@ def _load_folder(folder: Path) -> ModelBundle:
         spec=spec,
         onnx_path=onnx_path,
         weights_path=weights_path if weights_path.exists() else None,
+        batch_size=batch_size,
     )
 
 
@@ -265,8 +271,27 @@ def _spec_from_metadata(proto: onnx.ModelProto) -> ModelSpec | None:
 
 
 def _static_dims(value_info: onnx.ValueInfoProto) -> list[int | None]:
+    """Each dimension's size, None where it is symbolic or unknown (0 counts as unknown)."""
     dims = value_info.type.tensor_type.shape.dim
-    return [d.dim_value if d.HasField("dim_value") else None for d in dims]
+    return [d.dim_value if d.HasField("dim_value") and d.dim_value > 0 else None for d in dims]
+
+
+def _fixed_batch(in_dims: list[int | None], out_dims: list[int | None], path: Path) -> int | None:
+    """The graph's fixed batch size, None when dynamic.
+
+    An output declared with a fixed batch under a dynamic input (a sloppy export) is taken
+    at its word: batches of that size are always safe.
+
+    Raises:
+        BundleError: Input and output declare different fixed batch sizes.
+    """
+    batch_in = in_dims[0] if in_dims else None
+    batch_out = out_dims[0] if out_dims else None
+    if batch_in is not None and batch_out is not None and batch_in != batch_out:
+        raise BundleError(
+            f"{path.name} takes batches of {batch_in} images but returns {batch_out} rows"
+        )
+    return batch_in if batch_in is not None else batch_out
 
 
 def infer_spec(proto: onnx.ModelProto, name: str) -> ModelSpec:
@@ -309,7 +334,12 @@ def infer_spec(proto: onnx.ModelProto, name: str) -> ModelSpec:
     )
 
 
-def _check_graph(proto: onnx.ModelProto, spec: ModelSpec, path: Path) -> None:
+def _check_graph(proto: onnx.ModelProto, spec: ModelSpec, path: Path) -> int | None:
+    """Check the graph against its spec; return its fixed batch size (None when dynamic).
+
+    Raises:
+        BundleError: Input or output names, shapes or class count disagree with the spec.
+    """
     initializers = {t.name for t in proto.graph.initializer}
     inputs = {i.name: i for i in proto.graph.input if i.name not in initializers}
     outputs = {o.name: o for o in proto.graph.output}
@@ -330,6 +360,7 @@ def _check_graph(proto: onnx.ModelProto, spec: ModelSpec, path: Path) -> None:
         raise BundleError(
             f"{path.name} predicts {out_dims[1]} classes but its spec names {spec.num_classes}"
         )
+    return _fixed_batch(in_dims, out_dims, path)
 
 
 def _check_safetensors(path: Path) -> None:

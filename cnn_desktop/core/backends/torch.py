@@ -73,6 +73,7 @@ class TorchClassifier:
         self.model = load_torch_model(bundle).to(self.torch_device)
         self.device = describe_device(self.torch_device)
         self.uses_gpu = self.torch_device.type != "cpu"
+        self.fixed_batch_size: int | None = None  # the torch model takes any batch
 
     def predict(self, batch: np.ndarray) -> np.ndarray:
         """Class probabilities ``[N, classes]`` for a float32 batch ``[N, C, H, W]``."""
