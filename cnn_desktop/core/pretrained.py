@@ -145,9 +145,11 @@ def map_state_dict_keys(source_keys: list[str], block_kinds: list[bool]) -> dict
 
 
 def _block_positions(block_kinds: list[bool]) -> list[str]:
+    from cnn_desktop.core.torch_random import PrivateRandom
     from cnn_desktop.core.zoo import build_model
 
-    model = build_model(ARCHITECTURE, num_classes=1000)
+    with PrivateRandom(0):  # leave the process's random state alone
+        model = build_model(ARCHITECTURE, num_classes=1000)
     positions = [f"{s}.{i}" for s, stage in enumerate(model.blocks) for i in range(len(stage))]
     if len(positions) != len(block_kinds):
         raise PretrainedError("block layout does not match the architecture")
@@ -162,9 +164,11 @@ def load_pretrained_model() -> nn.Module:
     """
     import torch
 
+    from cnn_desktop.core.torch_random import PrivateRandom
     from cnn_desktop.core.zoo import build_model
 
-    model = build_model(ARCHITECTURE, num_classes=1000)
+    with PrivateRandom(0):  # the initial weights are replaced; the process's random state kept
+        model = build_model(ARCHITECTURE, num_classes=1000)
     source = torch.load(weights_file(), map_location="cpu", weights_only=True)
     source = {k: v for k, v in source.items() if not k.endswith("num_batches_tracked")}
     kinds = [hasattr(block, "conv_pwl") for stage in model.blocks for block in stage]

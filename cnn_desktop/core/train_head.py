@@ -21,6 +21,7 @@ from cnn_desktop.core.evaluate import Evaluation, compute_metrics
 from cnn_desktop.core.pretrained import cache_dir, default_model_bundle, load_pretrained_model
 from cnn_desktop.core.splits import Split, class_weights
 from cnn_desktop.core.tasks import CancelToken
+from cnn_desktop.core.torch_random import PrivateRandom
 from cnn_desktop.core.train import (
     LABEL_SMOOTHING,
     TrainConfig,
@@ -156,9 +157,9 @@ def train_head(
     x_val, y_val, val_paths = _embed(split.val, embedder, cache, report.digests, cancel, pending)
     yield from pending
 
-    torch.manual_seed(config.seed)
     classes = len(report.classes)
-    head = nn.Linear(x_train.shape[1], classes)
+    with PrivateRandom(config.seed):  # the head's initial weights, from the run's own stream
+        head = nn.Linear(x_train.shape[1], classes)
     weights = None
     if class_balance(report, split, config) != "none":
         weights = torch.as_tensor(class_weights(y_train.tolist(), classes), dtype=torch.float32)
@@ -233,7 +234,8 @@ def train_head(
 
         raise Cancelled("cancelled before the first epoch finished")
     model = load_pretrained_model()
-    model.reset_classifier(classes)
+    with PrivateRandom(config.seed):  # its initial weights are replaced at once
+        model.reset_classifier(classes)
     model.classifier.load_state_dict(best_state)
     spec = dataclasses.replace(
         bundle.spec,
