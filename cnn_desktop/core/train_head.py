@@ -18,7 +18,12 @@ from torch import nn
 from cnn_desktop.core.dataset import ScanReport
 from cnn_desktop.core.embeddings import EmbeddingCache, EmbeddingModel, embed_paths
 from cnn_desktop.core.evaluate import Evaluation, compute_metrics
-from cnn_desktop.core.pretrained import cache_dir, default_model_bundle, load_pretrained_model
+from cnn_desktop.core.pretrained import (
+    cache_dir,
+    default_model_bundle,
+    load_pretrained_model,
+    writable_folder,
+)
 from cnn_desktop.core.splits import Split, class_weights
 from cnn_desktop.core.tasks import CancelToken
 from cnn_desktop.core.torch_random import PrivateRandom
@@ -146,9 +151,17 @@ def train_head(
     started: float,
 ) -> Iterator[TrainEvent]:
     """Train a linear head on cached embeddings of the built-in model; yield events."""
-    bundle = default_model_bundle()
+    notes: list[str] = []  # e.g. the cache cannot be written and a stand-in is used
+
+    def note(_fraction: float, message: str) -> None:
+        if message.startswith("Warning"):
+            notes.append(message)
+
+    bundle = default_model_bundle(note)
     embedder = EmbeddingModel(bundle, config.device)
-    cache = EmbeddingCache(cache_dir() / "embeddings", embedder.key)
+    cache = EmbeddingCache(writable_folder(cache_dir() / "embeddings", note), embedder.key)
+    for message in notes:
+        yield TrainEvent("embed", message=message)
     yield TrainEvent("embed", message="Computing image embeddings (cached for next time)…")
     pending: list[TrainEvent] = []
     x_train, y_train, _ = _embed(split.train, embedder, cache, report.digests, cancel, pending)
