@@ -132,3 +132,12 @@ def test_onnx_export_changes_warning_filters_only_under_the_shared_lock(
 def test_image_loading_silences_pillow_under_the_same_lock() -> None:
     assert images._quietly(_lock_is_held_by_another_thread) is True
     assert _lock_is_held_by_another_thread() is False
+
+
+def test_opening_a_model_on_torch_leaves_the_global_random_state_alone(default_bundle) -> None:
+    from cnn_desktop.core.backends import open_classifier
+
+    torch.manual_seed(4)
+    before = _global_random_state()
+    open_classifier(default_bundle, "torch", "cpu")
+    assert _global_random_state() == before
