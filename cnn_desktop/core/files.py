@@ -89,7 +89,7 @@ def new_sibling_folder(target: Path, tag: str) -> Path:
 def sibling_folders(target: Path, tag: str) -> list[Path]:
     """The ``.TARGET.TAG-*`` folders next to ``target``, newest first."""
     try:
-        found = [p for p in target.parent.glob(f".{glob.escape(target.name)}.{tag}-*")]
+        found = list(target.parent.glob(f".{glob.escape(target.name)}.{tag}-*"))
     except OSError:
         return []
     folders = []
@@ -104,23 +104,25 @@ def sibling_folders(target: Path, tag: str) -> list[Path]:
 def folder_lock(folder: Path) -> Iterator[None]:
     """Hold an exclusive advisory lock on ``folder`` itself (no lock file is left behind).
 
-    Where there is no ``flock`` (Windows) or the folder cannot be opened, nothing is locked.
+    Where there is no ``flock`` (Windows), the folder cannot be opened or the file system
+    refuses locks (some network shares), nothing is locked.
     """
     try:
         import fcntl
     except ImportError:
-        yield
-        return
+        fcntl = None
+    descriptor = None
+    if fcntl is not None:
+        try:
+            descriptor = os.open(folder, os.O_RDONLY)
+            fcntl.flock(descriptor, fcntl.LOCK_EX)
+        except OSError:
+            pass
     try:
-        descriptor = os.open(folder, os.O_RDONLY)
-    except OSError:
-        yield
-        return
-    try:
-        fcntl.flock(descriptor, fcntl.LOCK_EX)
         yield
     finally:
-        os.close(descriptor)  # closing releases the lock
+        if descriptor is not None:
+            os.close(descriptor)  # closing releases the lock
 
 
 def tidy_interrupted_replace(target: Path) -> None:
