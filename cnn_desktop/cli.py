@@ -5,13 +5,17 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import math
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from cnn_desktop import __version__
 
 EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE = 0, 1, 2
 PROGRESS_THRESHOLD = 4
+MAX_BATCH_SIZE = 4096
+MAX_IMG_SIZE = 1024
+MAX_LEARNING_RATE = 10.0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -30,12 +34,14 @@ def build_parser() -> argparse.ArgumentParser:
     classify = commands.add_parser("classify", help="classify images and folders")
     classify.add_argument("paths", nargs="+", help="image files and folders (recursive)")
     classify.add_argument("--model", help="a .cnnmodel bundle or .onnx file (default: built-in)")
-    classify.add_argument("--top-k", type=_positive_int, default=5, help="classes per image")
+    classify.add_argument(
+        "--top-k", type=_int_between(1, 100_000), default=5, help="classes per image"
+    )
     classify.add_argument("--backend", choices=("onnx", "torch"), default="onnx")
     classify.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     classify.add_argument(
         "--batch-size",
-        type=_positive_int,
+        type=_int_between(1, MAX_BATCH_SIZE),
         help="images per inference call (default: 8 on CPU, 32 on GPU)",
     )
     classify.add_argument("--format", choices=("table", "json", "csv"), default="table")
@@ -46,13 +52,15 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--out", required=True, help="the model bundle to write (NAME.cnnmodel)")
     train.add_argument("--mode", choices=("head", "full", "scratch"), default="head")
     train.add_argument("--arch", help="scratch: lenet5, alexnet, vgg11, googlenet, resnet18, …")
-    train.add_argument("--epochs", type=_positive_int)
-    train.add_argument("--batch-size", type=_positive_int)
-    train.add_argument("--lr", type=float, help="learning rate")
-    train.add_argument("--val-split", type=float, default=0.2)
-    train.add_argument("--img-size", type=_positive_int, help="scratch: input side in pixels")
+    train.add_argument("--epochs", type=_int_between(1, 100_000))
+    train.add_argument("--batch-size", type=_int_between(1, MAX_BATCH_SIZE))
+    train.add_argument("--lr", type=_learning_rate, help="learning rate")
+    train.add_argument("--val-split", type=_open_fraction, default=0.2)
+    train.add_argument(
+        "--img-size", type=_int_between(8, MAX_IMG_SIZE), help="scratch: input side in pixels"
+    )
     train.add_argument("--augment", help="comma list: flip,vflip,rotate,crop,color,blur,noise")
-    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--seed", type=_int_between(0, 2**32 - 1), default=0)
     train.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     train.add_argument("--balance", choices=("auto", "weights", "sampler", "none"), default="auto")
     train.add_argument("--resume", action="store_true", help="continue an interrupted run")
@@ -70,18 +78,52 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _positive_int(text: str) -> int:
+def _int_between(low: int, high: int) -> Callable[[str], int]:
+    """An argparse type: a whole number from ``low`` to ``high``."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"'{text}' is not a whole number") from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f"must be at least {low}, got {value}")
+        if value > high:
+            raise argparse.ArgumentTypeError(f"must be at most {high}, got {value}")
+        return value
+
+    return parse
+
+
+def _finite_float(text: str) -> float:
     try:
-        value = int(text)
+        value = float(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"'{text}' is not a whole number") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+        raise argparse.ArgumentTypeError(f"'{text}' is not a number") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"must be a finite number, got {text}")
+    return value
+
+
+def _learning_rate(text: str) -> float:
+    value = _finite_float(text)
+    if not 0 < value <= MAX_LEARNING_RATE:
+        raise argparse.ArgumentTypeError(
+            f"must be above 0 and at most {MAX_LEARNING_RATE:g}, got {text}"
+        )
+    return value
+
+
+def _open_fraction(text: str) -> float:
+    value = _finite_float(text)
+    if not 0 < value < 1:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 1 (exclusive), got {text}")
     return value
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``cnn-desktop`` console script."""
+    _escape_unencodable_output()
     try:
         return _run(argv)
     except BrokenPipeError:
@@ -90,6 +132,21 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return EXIT_OK
+
+
+def _escape_unencodable_output() -> None:
+    """Print what the output encoding cannot carry as backslash escapes instead of failing.
+
+    A file name that is not valid UTF-8 reaches Python as lone surrogates (``caf\udce9.png``);
+    printed with the default strict handler it raises, and with ``surrogateescape`` it writes
+    bytes that make the output invalid UTF-8. As ``\udce9`` every format stays valid text,
+    and inside a JSON string it is a JSON escape that decodes back to the same path
+    (``os.fsencode(json.loads(line)["path"])`` gives the file's bytes).
+    """
+    for stream in (sys.stdout, sys.stderr):
+        reconfigure = getattr(stream, "reconfigure", None)
+        if reconfigure is not None:
+            reconfigure(errors="backslashreplace")
 
 
 def _run(argv: Sequence[str] | None) -> int:

@@ -1,10 +1,12 @@
 """Model bundles: ``NAME.cnnmodel/`` folders holding ``model.onnx``, ``model.json`` and
 ``weights.safetensors``, and lone self-describing ``.onnx`` files.
 
-Saves are atomic (a temporary folder renamed into place, the previous bundle kept until the
-new one is complete). Loads validate everything a hostile or broken file could get wrong, and
-each failure is one :class:`BundleError` with a clear message. Torch weights are only ever read
-through safetensors, so a model file cannot run code.
+Saves are atomic: the bundle is written complete in a hidden sibling folder, then swapped in
+(:func:`cnn_desktop.core.files.replace_folder`), so at every instant the name holds the old or
+the new bundle; a previous copy left by a crash mid-swap is restored by the next load. Loads
+validate everything a hostile or broken file could get wrong, and each failure is one
+:class:`BundleError` with a clear message. Torch weights are only ever read through
+safetensors, so a model file cannot run code.
 """
 
 from __future__ import annotations
@@ -12,7 +14,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +22,15 @@ from typing import Any
 import numpy as np
 import onnx
 
+from cnn_desktop.core.files import (
+    SAVING_TAG,
+    folder_lock,
+    new_sibling_folder,
+    read_unchanging_folder,
+    recover_interrupted_replace,
+    replace_folder,
+    tidy_interrupted_replace,
+)
 from cnn_desktop.core.spec import ONNX_METADATA_KEY, ModelSpec, SpecError
 
 BUNDLE_SUFFIX = ".cnnmodel"
@@ -43,12 +53,15 @@ class ModelBundle:
         spec: The validated model spec.
         onnx_path: The ONNX graph.
         weights_path: The safetensors weights for further training, when present.
+        batch_size: The batch size the graph was exported with when it is fixed (a foreign
+            model exported with input ``[1, 3, H, W]``), None when the batch is dynamic.
     """
 
     path: Path
     spec: ModelSpec
     onnx_path: Path
     weights_path: Path | None
+    batch_size: int | None = None
 
     @property
     def name(self) -> str:
@@ -107,8 +120,28 @@ def save_bundle(
         raise BundleError(f"{target} exists and is not a model bundle folder")
     proto = onnx.load_from_string(onnx_model) if isinstance(onnx_model, bytes) else onnx_model
     embed_spec(proto, spec)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.saving-", dir=target.parent))
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with folder_lock(target.parent):
+            tidy_interrupted_replace(target)
+            _write_and_swap(target, spec, proto, weights, extra_json)
+    except OSError as exc:
+        raise BundleError(f"could not save model to {target}: {exc}") from exc
+    return load_bundle(target)
+
+
+def _write_and_swap(
+    target: Path,
+    spec: ModelSpec,
+    proto: onnx.ModelProto,
+    weights: Mapping[str, np.ndarray] | None,
+    extra_json: Mapping[str, Any] | None,
+) -> None:
+    """Write the bundle into a fresh hidden sibling folder, then swap it in for ``target``.
+
+    Folder and files are created like any others (the umask applies; it is never changed).
+    """
+    staging = new_sibling_folder(target, SAVING_TAG)
     try:
         _write_file(staging / ONNX_FILE, proto.SerializeToString())
         _write_file(staging / SPEC_FILE, spec.to_json().encode("utf-8"))
@@ -117,36 +150,21 @@ def save_bundle(
         for file_name, content in (extra_json or {}).items():
             text = json.dumps(content, indent=2, ensure_ascii=False)
             _write_file(staging / Path(file_name).name, text.encode("utf-8"))
-        _make_shareable(staging)
-        _replace_folder(staging, target)
-    except OSError as exc:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise BundleError(f"could not save model to {target}: {exc}") from exc
+        replace_folder(staging, target)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
-    return load_bundle(target)
 
 
 def _write_weights(path: Path, weights: Mapping[str, np.ndarray]) -> None:
-    from safetensors.numpy import save_file
+    from safetensors.numpy import save
 
     try:
         contiguous = {k: np.ascontiguousarray(v) for k, v in weights.items()}
-        save_file(contiguous, str(path), metadata={"format": "np"})
-    except OSError:
-        raise
-    except Exception as exc:  # safetensors raises its own error type, I/O failures included
+        data = save(contiguous, metadata={"format": "np"})
+    except Exception as exc:  # safetensors raises its own error type
         raise OSError(f"weights could not be written: {exc}") from exc
-
-
-def _make_shareable(folder: Path) -> None:
-    """Give the bundle the permissions of a normally created folder (mkdtemp makes it 0700)."""
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(folder, 0o777 & ~umask)
-    for child in folder.iterdir():
-        os.chmod(child, 0o666 & ~umask)
+    _write_file(path, data)  # like every file of the bundle (safetensors' own file is 0600)
 
 
 def _write_file(path: Path, data: bytes) -> None:
@@ -154,22 +172,6 @@ def _write_file(path: Path, data: bytes) -> None:
         handle.write(data)
         handle.flush()
         os.fsync(handle.fileno())
-
-
-def _replace_folder(staging: Path, target: Path) -> None:
-    """Move ``staging`` to ``target``; the old ``target`` is removed only once replaced."""
-    if not target.exists():
-        os.replace(staging, target)
-        return
-    backup = Path(tempfile.mkdtemp(prefix=f".{target.name}.previous-", dir=target.parent))
-    backup.rmdir()
-    os.replace(target, backup)
-    try:
-        os.replace(staging, target)
-    except OSError:
-        os.replace(backup, target)
-        raise
-    shutil.rmtree(backup, ignore_errors=True)
 
 
 def load_bundle(path: str | os.PathLike[str]) -> ModelBundle:
@@ -180,17 +182,23 @@ def load_bundle(path: str | os.PathLike[str]) -> ModelBundle:
     """
     source = Path(path)
     if not source.exists():
-        raise BundleError(f"model not found: {source}")
+        recovered = recover_interrupted_replace(source)
+        if recovered is None:
+            raise BundleError(f"model not found: {source}")
+        source = recovered
     if source.is_dir():
-        return _load_folder(source)
+        # Again if a save swaps another bundle in meanwhile: never the files of two saves.
+        return read_unchanging_folder(source, _load_folder, BundleError)
     if source.suffix.lower() != ".onnx":
         raise BundleError(
             f"{source.name} is not a model: open a {BUNDLE_SUFFIX} folder or an .onnx file"
         )
     proto = _load_onnx_proto(source)
     spec = _spec_from_metadata(proto) or infer_spec(proto, source.stem)
-    _check_graph(proto, spec, source)
-    return ModelBundle(path=source, spec=spec, onnx_path=source, weights_path=None)
+    batch_size = _check_graph(proto, spec, source)
+    return ModelBundle(
+        path=source, spec=spec, onnx_path=source, weights_path=None, batch_size=batch_size
+    )
 
 
 def _load_folder(folder: Path) -> ModelBundle:
@@ -208,7 +216,7 @@ def _load_folder(folder: Path) -> ModelBundle:
     except OSError as exc:
         raise BundleError(f"{folder.name}/{SPEC_FILE} is unreadable: {exc}") from None
     proto = _load_onnx_proto(onnx_path)
-    _check_graph(proto, spec, onnx_path)
+    batch_size = _check_graph(proto, spec, onnx_path)
     weights_path = folder / WEIGHTS_FILE
     if weights_path.exists():
         _check_safetensors(weights_path)
@@ -217,6 +225,7 @@ def _load_folder(folder: Path) -> ModelBundle:
         spec=spec,
         onnx_path=onnx_path,
         weights_path=weights_path if weights_path.exists() else None,
+        batch_size=batch_size,
     )
 
 
@@ -265,8 +274,27 @@ def _spec_from_metadata(proto: onnx.ModelProto) -> ModelSpec | None:
 
 
 def _static_dims(value_info: onnx.ValueInfoProto) -> list[int | None]:
+    """Each dimension's size, None where it is symbolic or unknown (0 counts as unknown)."""
     dims = value_info.type.tensor_type.shape.dim
-    return [d.dim_value if d.HasField("dim_value") else None for d in dims]
+    return [d.dim_value if d.HasField("dim_value") and d.dim_value > 0 else None for d in dims]
+
+
+def _fixed_batch(in_dims: list[int | None], out_dims: list[int | None], path: Path) -> int | None:
+    """The graph's fixed batch size, None when dynamic.
+
+    An output declared with a fixed batch under a dynamic input (a sloppy export) is taken
+    at its word: batches of that size are always safe.
+
+    Raises:
+        BundleError: Input and output declare different fixed batch sizes.
+    """
+    batch_in = in_dims[0] if in_dims else None
+    batch_out = out_dims[0] if out_dims else None
+    if batch_in is not None and batch_out is not None and batch_in != batch_out:
+        raise BundleError(
+            f"{path.name} takes batches of {batch_in} images but returns {batch_out} rows"
+        )
+    return batch_in if batch_in is not None else batch_out
 
 
 def infer_spec(proto: onnx.ModelProto, name: str) -> ModelSpec:
@@ -309,7 +337,12 @@ def infer_spec(proto: onnx.ModelProto, name: str) -> ModelSpec:
     )
 
 
-def _check_graph(proto: onnx.ModelProto, spec: ModelSpec, path: Path) -> None:
+def _check_graph(proto: onnx.ModelProto, spec: ModelSpec, path: Path) -> int | None:
+    """Check the graph against its spec; return its fixed batch size (None when dynamic).
+
+    Raises:
+        BundleError: Input or output names, shapes or class count disagree with the spec.
+    """
     initializers = {t.name for t in proto.graph.initializer}
     inputs = {i.name: i for i in proto.graph.input if i.name not in initializers}
     outputs = {o.name: o for o in proto.graph.output}
@@ -330,6 +363,7 @@ def _check_graph(proto: onnx.ModelProto, spec: ModelSpec, path: Path) -> None:
         raise BundleError(
             f"{path.name} predicts {out_dims[1]} classes but its spec names {spec.num_classes}"
         )
+    return _fixed_batch(in_dims, out_dims, path)
 
 
 def _check_safetensors(path: Path) -> None:

@@ -5,12 +5,12 @@ from __future__ import annotations
 import dataclasses
 import io
 import math
-import warnings
 from typing import TYPE_CHECKING
 
 import onnx
 
 from cnn_desktop.core.spec import LayerRef, ModelSpec
+from cnn_desktop.core.warnings_lock import ignoring_warnings
 from cnn_desktop.core.zoo import replace_submodule
 
 if TYPE_CHECKING:
@@ -40,8 +40,7 @@ def export_onnx(
     model = freeze_adaptive_pooling(freeze_same_padding(model.eval(), dummy), dummy)
     wrapped = _WithSoftmax(model)
     buffer = io.BytesIO()
-    with warnings.catch_warnings(), torch.no_grad():
-        warnings.simplefilter("ignore")
+    with ignoring_warnings(), torch.no_grad():
         torch.onnx.export(
             wrapped,
             (dummy,),

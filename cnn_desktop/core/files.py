@@ -1,14 +1,23 @@
-"""Small file helpers shared by the core: content digests and atomic writes."""
+"""Small file helpers shared by the core: content digests, atomic writes of files and atomic
+replacement of folders."""
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
+import errno
+import functools
+import glob
 import hashlib
 import os
+import secrets
+import shutil
+import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, TypeVar
 
 _BLOCK = 1 << 20
 
@@ -40,3 +49,196 @@ def atomic_write(path: Path, mode: str = "wb", **open_args: Any) -> Iterator[IO[
     except BaseException:
         Path(temp).unlink(missing_ok=True)
         raise
+
+
+# --------------------------------------------------------------------------- folder replacement
+#
+# A folder (a model bundle) is written complete under a hidden sibling name, then swapped in.
+# On Linux the swap is one renameat2(RENAME_EXCHANGE) call: at every instant the name holds the
+# old or the new folder. Where that is unavailable (another OS, a file system that refuses it)
+# the swap takes two renames, old -> ``.NAME.previous-XXXX`` then new -> NAME; a crash between
+# the two leaves no NAME but a complete previous copy, which the next load or save restores.
+# Savers hold an advisory lock on the parent folder for the whole save (flock, where there is
+# one), so under that lock every leftover sibling is stale.
+
+_AT_FDCWD = -100
+_RENAME_EXCHANGE = 2
+_EXCHANGE_UNSUPPORTED = {errno.ENOSYS, errno.EINVAL, errno.ENOTSUP, errno.EOPNOTSUPP}
+PREVIOUS_TAG = "previous"
+SAVING_TAG = "saving"
+_READ_ATTEMPTS = 5
+T = TypeVar("T")
+
+
+def new_sibling_folder(target: Path, tag: str) -> Path:
+    """Create an empty hidden folder ``.TARGET.TAG-XXXXXXXX`` next to ``target``.
+
+    It is made with mode 0o777 and the umask applies, so it gets the permissions of any
+    folder the user creates (the umask is never read or changed: that is process-wide).
+    """
+    for _ in range(100):
+        candidate = target.parent / f".{target.name}.{tag}-{secrets.token_hex(4)}"
+        try:
+            os.mkdir(candidate, 0o777)
+        except FileExistsError:
+            continue
+        return candidate
+    raise FileExistsError(errno.EEXIST, "no free temporary folder name", str(target.parent))
+
+
+def sibling_folders(target: Path, tag: str) -> list[Path]:
+    """The ``.TARGET.TAG-*`` folders next to ``target``, newest first."""
+    try:
+        found = list(target.parent.glob(f".{glob.escape(target.name)}.{tag}-*"))
+    except OSError:
+        return []
+    folders = []
+    for path in found:
+        with contextlib.suppress(OSError):
+            if path.is_dir() and not path.is_symlink():
+                folders.append((path.stat().st_mtime_ns, path))
+    return [path for _, path in sorted(folders, reverse=True)]
+
+
+@contextmanager
+def folder_lock(folder: Path) -> Iterator[None]:
+    """Hold an exclusive advisory lock on ``folder`` itself (no lock file is left behind).
+
+    Where there is no ``flock`` (Windows), the folder cannot be opened or the file system
+    refuses locks (some network shares), nothing is locked.
+    """
+    try:
+        import fcntl
+    except ImportError:
+        fcntl = None
+    descriptor = None
+    if fcntl is not None:
+        try:
+            descriptor = os.open(folder, os.O_RDONLY)
+            fcntl.flock(descriptor, fcntl.LOCK_EX)
+        except OSError:
+            pass
+    try:
+        yield
+    finally:
+        if descriptor is not None:
+            os.close(descriptor)  # closing releases the lock
+
+
+def tidy_interrupted_replace(target: Path) -> None:
+    """Restore a previous copy an interrupted replace left without ``target``, then remove
+    every stale temporary sibling. Call it holding :func:`folder_lock` on the parent."""
+    previous = sibling_folders(target, PREVIOUS_TAG)
+    if previous and not os.path.lexists(target):
+        os.rename(previous.pop(0), target)
+    for stale in previous + sibling_folders(target, SAVING_TAG):
+        shutil.rmtree(stale, ignore_errors=True)
+
+
+def recover_interrupted_replace(target: Path) -> Path | None:
+    """When ``target`` is missing because a replace was interrupted, where its folder is now.
+
+    Returns ``target`` once the newest previous copy is renamed back (or a save that was
+    swapping has finished), that copy itself when it cannot be renamed (read-only folder),
+    or None when there is nothing to recover.
+    """
+    if not sibling_folders(target, PREVIOUS_TAG):
+        return None
+    with folder_lock(target.parent):  # a save in the middle of its swap finishes first
+        if os.path.lexists(target):
+            return target
+        previous = sibling_folders(target, PREVIOUS_TAG)
+        if not previous:
+            return target if os.path.lexists(target) else None
+        try:
+            os.rename(previous[0], target)
+        except OSError:
+            return previous[0]
+        return target
+
+
+def replace_folder(staging: Path, target: Path) -> None:
+    """Put the complete folder ``staging`` in place of ``target`` (which may not exist).
+
+    Raises:
+        OSError: The folder could not be swapped in; ``target`` is as it was.
+    """
+    if not os.path.lexists(target):
+        os.rename(staging, target)
+        return
+    if exchange_folders(staging, target):
+        shutil.rmtree(staging, ignore_errors=True)  # it now holds the old folder
+        return
+    backup = target.parent / f".{target.name}.{PREVIOUS_TAG}-{secrets.token_hex(4)}"
+    os.rename(target, backup)
+    try:
+        os.rename(staging, target)
+    except OSError:
+        os.rename(backup, target)
+        raise
+    shutil.rmtree(backup, ignore_errors=True)
+
+
+def read_unchanging_folder(
+    folder: Path, read: Callable[[Path], T], errors: type[Exception] | tuple[type[Exception], ...]
+) -> T:
+    """``read(folder)``, repeated when another folder was swapped in under that name while it
+    ran (so the files of two saves are never mixed, and a folder deleted under the reader is
+    no error). ``errors`` raised while the name kept its folder are passed on."""
+    for _ in range(_READ_ATTEMPTS):
+        before = _identity(folder)
+        try:
+            result = read(folder)
+        except errors:
+            if _identity(folder) == before:
+                raise
+            continue
+        if _identity(folder) == before:
+            return result
+    return read(folder)
+
+
+def _identity(path: Path) -> tuple[int, int, int] | None:
+    """What changes when another folder takes the name (a rename also changes the ctime)."""
+    try:
+        info = path.stat()
+    except OSError:
+        return None
+    return info.st_dev, info.st_ino, info.st_ctime_ns
+
+
+def exchange_folders(first: Path, second: Path) -> bool:
+    """Atomically swap two paths (Linux ``renameat2(RENAME_EXCHANGE)``).
+
+    Returns:
+        False when this system or file system cannot do it (nothing changed).
+
+    Raises:
+        OSError: The exchange was refused for another reason (permissions ...).
+    """
+    renameat2 = _renameat2()
+    if renameat2 is None:
+        return False
+    result = renameat2(
+        _AT_FDCWD, os.fsencode(first), _AT_FDCWD, os.fsencode(second), _RENAME_EXCHANGE
+    )
+    if result == 0:
+        return True
+    code = ctypes.get_errno()
+    if code in _EXCHANGE_UNSUPPORTED:
+        return False
+    raise OSError(code, os.strerror(code), str(second))
+
+
+@functools.cache
+def _renameat2() -> Callable[..., int] | None:
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        function = ctypes.CDLL(None, use_errno=True).renameat2
+    except (OSError, AttributeError):  # no glibc >= 2.28 (musl has it since 1.2.5)
+        return None
+    path, fd = ctypes.c_char_p, ctypes.c_int
+    function.argtypes = [fd, path, fd, path, ctypes.c_uint]
+    function.restype = ctypes.c_int
+    return function

@@ -12,8 +12,6 @@ import contextlib
 import errno
 import os
 import stat
-import threading
-import warnings
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import IO, TypeVar
@@ -33,6 +31,8 @@ from PIL import (  # noqa: F401  (importing a plugin registers it with Pillow)
     TiffImagePlugin,
     WebPImagePlugin,
 )
+
+from cnn_desktop.core.warnings_lock import ignoring_warnings
 
 ALLOWED_FORMATS: frozenset[str] = frozenset(
     {"JPEG", "MPO", "PNG", "GIF", "BMP", "TIFF", "WEBP", "PPM", "ICO"}
@@ -66,8 +66,6 @@ _REFUSED_SIGNATURES = (
     (0, b"\x00\x00\x00\x0cJXL \r\n\x87\n", "JPEG XL"),
 )
 T = TypeVar("T")
-# catch_warnings() swaps process-wide state; the lock keeps our own threads from interleaving.
-_WARNINGS_LOCK = threading.Lock()
 
 
 class ImageLoadError(Exception):
@@ -176,8 +174,7 @@ def _identify(fp: IO[bytes], path: Path) -> ImageFile.ImageFile:
 
 def _quietly(func: Callable[..., T], *args: object) -> T:
     """Call ``func`` with Pillow's DecompressionBombWarning silenced (we check sizes ourselves)."""
-    with _WARNINGS_LOCK, warnings.catch_warnings():
-        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+    with ignoring_warnings(Image.DecompressionBombWarning):
         return func(*args)
 
 

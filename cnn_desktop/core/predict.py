@@ -22,7 +22,7 @@ from cnn_desktop.core.devices import cpu_threads
 from cnn_desktop.core.images import ImageLoadError, load_image
 from cnn_desktop.core.preprocess import decode_min_side, preprocess_image
 from cnn_desktop.core.spec import ModelSpec
-from cnn_desktop.core.tasks import CancelToken, ProgressCallback, no_progress
+from cnn_desktop.core.tasks import Cancelled, CancelToken, ProgressCallback, no_progress
 
 # Measured on a 2-core CPU (benchmarks/bench_classify.py): small batches keep both cores busy
 # to the end of a folder; a GPU wants larger ones.
@@ -86,7 +86,11 @@ def classify_image(
 
 
 def suggested_batch_size(classifier: Classifier) -> int:
-    """The batch size that classifies fastest on the classifier's device."""
+    """The batch size that classifies fastest on the classifier's device (the model's own
+    when its graph fixes one)."""
+    fixed = getattr(classifier, "fixed_batch_size", None)
+    if fixed:
+        return int(fixed)
     return GPU_BATCH_SIZE if classifier.uses_gpu else CPU_BATCH_SIZE
 
 
@@ -131,7 +135,8 @@ def run_on_paths(
     worker per core (and single-threaded ONNX Runtime sessions on the CPU) one core decodes
     while another infers, with no oversubscription. At most ``workers + 1`` batches are in
     flight, so memory stays flat for folders of any size. Unreadable files become rows with an
-    error; they never stop the batch.
+    error, and so does every image of a batch whose ``infer`` call fails or returns the wrong
+    number of rows; neither stops the run.
     """
     items = [Path(p) for p in paths]
     total = len(items)
@@ -149,11 +154,13 @@ def run_on_paths(
                 cancel.raise_if_cancelled()
             decoded.append((path, _decode_or_error(path, spec, thumbnail_size)))
         tensors = [item[0] for _, item in decoded if not isinstance(item, str)]
-        outputs = infer(np.stack(tensors)) if tensors else np.empty((0, 0))
+        outputs, failure = _infer_or_error(infer, tensors)
         rows, row = [], 0
         for path, item in decoded:
             if isinstance(item, str):
                 rows.append(RawOutput(path, None, item))
+            elif failure is not None:
+                rows.append(RawOutput(path, None, failure))
             else:
                 rows.append(RawOutput(path, outputs[row], None, item[1]))
                 row += 1
@@ -219,6 +226,29 @@ def classify_paths(
         else:
             top = top_predictions(raw.output, names, top_k)
             yield ImageResult(raw.path, top, thumbnail=raw.thumbnail)
+
+
+def _infer_or_error(
+    infer: Callable[[np.ndarray], np.ndarray], tensors: list[np.ndarray]
+) -> tuple[np.ndarray, str | None]:
+    """``infer`` on the stacked tensors, or the one-line reason it failed."""
+    if not tensors:
+        return np.empty((0, 0)), None
+    try:
+        outputs = np.asarray(infer(np.stack(tensors)))
+    except Cancelled:
+        raise
+    except Exception as exc:  # ONNX Runtime and torch raise their own types, OOM included
+        lines = str(exc).strip().splitlines()
+        detail = lines[0][:300] if lines else type(exc).__name__
+        return np.empty((0, 0)), f"inference failed: {detail}"
+    if outputs.ndim < 1 or len(outputs) != len(tensors):
+        rows = len(outputs) if outputs.ndim else 0
+        return (
+            outputs,
+            f"inference failed: the model returned {rows} rows for {len(tensors)} images",
+        )
+    return outputs, None
 
 
 def _decode_or_error(path: Path, spec: ModelSpec, thumbnail_size: int | None) -> _Decoded | str:

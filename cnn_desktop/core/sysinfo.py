@@ -5,7 +5,9 @@ Imports torch (lazily): call it off the UI thread.
 
 from __future__ import annotations
 
+import importlib
 import importlib.metadata
+import importlib.util
 import platform
 import sys
 from typing import Any
@@ -36,11 +38,61 @@ def torch_devices() -> dict[str, Any]:
     return info
 
 
-def _version(package: str) -> str:
+# Distribution name -> the module it installs, for when there is no package metadata.
+_MODULES = {
+    "onnxruntime-gpu": "onnxruntime",
+    "onnxruntime": "onnxruntime",
+    "onnx": "onnx",
+    "numpy": "numpy",
+    "pillow": "PIL",
+    "PySide6-Essentials": "PySide6",
+    "torch": "torch",
+    "torchvision": "torchvision",
+    "timm": "timm",
+}
+
+
+def installed_version(distribution: str, module_name: str) -> str | None:
+    """A package's version from its metadata, else (no metadata, as in a frozen app) from
+    its module's ``__version__``.
+
+    Returns:
+        The version, ``unknown`` when the module is importable but says none, or None when
+        the package is not installed.
+    """
+    try:
+        return importlib.metadata.version(distribution)
+    except importlib.metadata.PackageNotFoundError:
+        pass
+    try:
+        if importlib.util.find_spec(module_name) is None:
+            return None
+        module = importlib.import_module(module_name)
+    except (ImportError, ValueError):
+        return None
+    return str(getattr(module, "__version__", "unknown"))
+
+
+def package_version(package: str) -> str:
+    """The version of one of the packages ``info`` lists, or ``not installed``."""
+    module_name = _MODULES[package]
     try:
         return importlib.metadata.version(package)
     except importlib.metadata.PackageNotFoundError:
-        return "not installed"
+        if module_name == "onnxruntime" and not _is_onnxruntime_build(package):
+            return "not installed"
+    return installed_version(package, module_name) or "not installed"
+
+
+def _is_onnxruntime_build(package: str) -> bool:
+    """Whether the importable onnxruntime is the GPU build for ``onnxruntime-gpu`` or the CPU
+    build for ``onnxruntime`` (both install the same module)."""
+    try:
+        import onnxruntime
+    except ImportError:
+        return False
+    gpu = onnxruntime.get_device() == "GPU"
+    return gpu == (package == "onnxruntime-gpu")
 
 
 def system_info(include_torch: bool = True) -> dict[str, Any]:
@@ -52,20 +104,7 @@ def system_info(include_torch: bool = True) -> dict[str, Any]:
         "python": sys.version.split()[0],
         "platform": platform.platform(),
         "cpu_threads": cpu_threads(),
-        "packages": {
-            name: _version(name)
-            for name in (
-                "onnxruntime-gpu",
-                "onnxruntime",
-                "onnx",
-                "numpy",
-                "pillow",
-                "PySide6-Essentials",
-                "torch",
-                "torchvision",
-                "timm",
-            )
-        },
+        "packages": {name: package_version(name) for name in _MODULES},
         "onnx_providers": [
             {"name": p.name, "working": p.working, "detail": p.detail} for p in onnx_providers()
         ],

@@ -18,9 +18,15 @@ from torch import nn
 from cnn_desktop.core.dataset import ScanReport
 from cnn_desktop.core.embeddings import EmbeddingCache, EmbeddingModel, embed_paths
 from cnn_desktop.core.evaluate import Evaluation, compute_metrics
-from cnn_desktop.core.pretrained import cache_dir, default_model_bundle, load_pretrained_model
+from cnn_desktop.core.pretrained import (
+    cache_dir,
+    default_model_bundle,
+    load_pretrained_model,
+    writable_folder,
+)
 from cnn_desktop.core.splits import Split, class_weights
 from cnn_desktop.core.tasks import CancelToken
+from cnn_desktop.core.torch_random import PrivateRandom
 from cnn_desktop.core.train import (
     LABEL_SMOOTHING,
     TrainConfig,
@@ -145,9 +151,17 @@ def train_head(
     started: float,
 ) -> Iterator[TrainEvent]:
     """Train a linear head on cached embeddings of the built-in model; yield events."""
-    bundle = default_model_bundle()
+    notes: list[str] = []  # e.g. the cache cannot be written and a stand-in is used
+
+    def note(_fraction: float, message: str) -> None:
+        if message.startswith("Warning"):
+            notes.append(message)
+
+    bundle = default_model_bundle(note)
     embedder = EmbeddingModel(bundle, config.device)
-    cache = EmbeddingCache(cache_dir() / "embeddings", embedder.key)
+    cache = EmbeddingCache(writable_folder(cache_dir() / "embeddings", note), embedder.key)
+    for message in notes:
+        yield TrainEvent("embed", message=message)
     yield TrainEvent("embed", message="Computing image embeddings (cached for next time)…")
     pending: list[TrainEvent] = []
     x_train, y_train, _ = _embed(split.train, embedder, cache, report.digests, cancel, pending)
@@ -156,9 +170,9 @@ def train_head(
     x_val, y_val, val_paths = _embed(split.val, embedder, cache, report.digests, cancel, pending)
     yield from pending
 
-    torch.manual_seed(config.seed)
     classes = len(report.classes)
-    head = nn.Linear(x_train.shape[1], classes)
+    with PrivateRandom(config.seed):  # the head's initial weights, from the run's own stream
+        head = nn.Linear(x_train.shape[1], classes)
     weights = None
     if class_balance(report, split, config) != "none":
         weights = torch.as_tensor(class_weights(y_train.tolist(), classes), dtype=torch.float32)
@@ -233,7 +247,8 @@ def train_head(
 
         raise Cancelled("cancelled before the first epoch finished")
     model = load_pretrained_model()
-    model.reset_classifier(classes)
+    with PrivateRandom(config.seed):  # its initial weights are replaced at once
+        model.reset_classifier(classes)
     model.classifier.load_state_dict(best_state)
     spec = dataclasses.replace(
         bundle.spec,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import math
 import time
@@ -21,6 +22,7 @@ from cnn_desktop.core.images import ImageLoadError, load_image
 from cnn_desktop.core.preprocess import decode_min_side, fit_image, to_tensor
 from cnn_desktop.core.spec import ModelSpec
 from cnn_desktop.core.tasks import CancelToken
+from cnn_desktop.core.torch_random import PrivateRandom
 
 
 class ImageFolderDataset(Dataset):
@@ -124,8 +126,11 @@ def train_epoch(
     device: torch.device,
     cancel: CancelToken | None,
     scaler: Any = None,
+    rng: PrivateRandom | None = None,
 ) -> Iterator[StepReport]:
-    """Run one epoch, yielding after every step; checks ``cancel`` before each step."""
+    """Run one epoch, yielding after every step; checks ``cancel`` before each step.
+
+    Dropout draws from ``rng`` (see :class:`PrivateRandom`) when it is given."""
     model.train()
     channels_last = device.type == "cuda"
     for step, (inputs, labels) in enumerate(loader):
@@ -137,16 +142,17 @@ def train_epoch(
         if channels_last:
             inputs = inputs.contiguous(memory_format=torch.channels_last)
         optimizer.zero_grad(set_to_none=True)
-        with torch.autocast(device.type, enabled=scaler is not None):
-            logits = model(inputs)
-            loss = loss_fn(logits.float(), labels)
-        if scaler is not None:
-            scaler.scale(loss).backward()
-            scaler.step(optimizer)
-            scaler.update()
-        else:
-            loss.backward()
-            optimizer.step()
+        with rng if rng is not None else contextlib.nullcontext():
+            with torch.autocast(device.type, enabled=scaler is not None):
+                logits = model(inputs)
+                loss = loss_fn(logits.float(), labels)
+            if scaler is not None:
+                scaler.scale(loss).backward()
+                scaler.step(optimizer)
+                scaler.update()
+            else:
+                loss.backward()
+                optimizer.step()
         scheduler.step()
         accuracy = (logits.argmax(1) == labels).float().mean().item()
         yield StepReport(step, loss.item(), accuracy, optimizer.param_groups[-1]["lr"], len(labels))

@@ -10,7 +10,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from torch import nn
 
@@ -21,6 +20,7 @@ from cnn_desktop.core.pretrained import default_spec, load_pretrained_model
 from cnn_desktop.core.spec import ModelSpec
 from cnn_desktop.core.splits import Split, balanced_sample_weights, class_weights
 from cnn_desktop.core.tasks import Cancelled, CancelToken
+from cnn_desktop.core.torch_random import PrivateRandom
 from cnn_desktop.core.train import (
     BACKBONE_LR_FACTOR,
     LABEL_SMOOTHING,
@@ -104,10 +104,10 @@ def train_network(
     started: float,
 ) -> Iterator[TrainEvent]:
     """Full fine-tuning or training from scratch; yields step and epoch events."""
-    torch.manual_seed(config.seed)
-    np.random.seed(config.seed)
     device = torch_device(config.device)
-    model, spec = _build(report, split, config)
+    rng = PrivateRandom(config.seed, device)
+    with rng:  # weight initialisation draws from the run's own stream
+        model, spec = _build(report, split, config)
     spec = dataclasses.replace(spec, name=out.stem)
     model.to(device)
     if device.type == "cuda":
@@ -159,7 +159,7 @@ def train_network(
         for epoch in range(state["epoch"] + 1, config.epochs + 1):
             loss_sum = correct = seen = 0.0
             for report_step in train_epoch(
-                model, train_loader, optimizer, scheduler, loss_fn, device, cancel, scaler
+                model, train_loader, optimizer, scheduler, loss_fn, device, cancel, scaler, rng
             ):
                 loss_sum += report_step.loss * report_step.images
                 correct += report_step.accuracy * report_step.images

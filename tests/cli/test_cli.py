@@ -10,6 +10,7 @@ import re
 import shutil
 import subprocess
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
@@ -27,15 +28,29 @@ def _model_cached(default_bundle) -> None:
     """Build the default model into the shared test cache once, before any subprocess runs."""
 
 
-def run_cli(*args: str | os.PathLike, timeout: float = 120) -> subprocess.CompletedProcess:
-    """Run ``python -m cnn_desktop ARGS`` with this process's environment (shared model cache)."""
+def run_cli(
+    *args: str | os.PathLike,
+    timeout: float = 120,
+    env: dict[str, str] | None = None,
+    raw: bool = False,
+    prefix: Sequence[str] = (),
+) -> subprocess.CompletedProcess:
+    """Run ``python -m cnn_desktop ARGS`` with this process's environment (shared model cache).
+
+    Args:
+        args: Command-line arguments (paths may be bytes-named: they are passed as is).
+        timeout: Seconds before the run is killed.
+        env: Variables to add to or change in the environment.
+        raw: Return stdout and stderr as bytes rather than decoded text.
+        prefix: A command to run it under (e.g. ``setpriv ...``).
+    """
     return subprocess.run(
-        [sys.executable, "-m", "cnn_desktop", *map(str, args)],
+        [*prefix, sys.executable, "-m", "cnn_desktop", *map(os.fsencode, args)],
         cwd=REPO_ROOT,
-        env=dict(os.environ),
+        env={**os.environ, **(env or {})},
         capture_output=True,
-        text=True,
-        encoding="utf-8",
+        text=not raw,
+        encoding=None if raw else "utf-8",
         timeout=timeout,
     )
 

@@ -25,12 +25,15 @@ class Classifier(Protocol):
         device: What actually runs the model, e.g. ``"CPUExecutionProvider"`` or
             ``"cuda:0 (NVIDIA H100)"``.
         uses_gpu: Whether that is a GPU.
+        fixed_batch_size: The only batch size the model runs, when its graph fixes one
+            (``predict`` still takes any number of images); None when any size works.
     """
 
     spec: ModelSpec
     backend: str
     device: str
     uses_gpu: bool
+    fixed_batch_size: int | None
 
     def predict(self, batch: np.ndarray) -> np.ndarray:
         """Class probabilities ``[N, classes]`` for a float32 batch ``[N, C, H, W]``."""

@@ -45,7 +45,12 @@ def session_options(threads: int = 1) -> ort.SessionOptions:
 
 
 class OnnxClassifier:
-    """A model bundle running on ONNX Runtime."""
+    """A model bundle running on ONNX Runtime.
+
+    A graph exported with a fixed batch size (``[1, 3, H, W]``) is only ever run on batches
+    of exactly that size: larger batches are split, and the last one is padded with zeros
+    whose rows are dropped.
+    """
 
     backend = "onnx"
 
@@ -66,11 +71,27 @@ class OnnxClassifier:
             ) from None
         self.device = self.session.get_providers()[0]
         self.uses_gpu = self.device in GPU_PROVIDERS
+        self.fixed_batch_size = bundle.batch_size
 
     def predict(self, batch: np.ndarray) -> np.ndarray:
         """Class probabilities ``[N, classes]`` for a float32 batch ``[N, C, H, W]``."""
-        outputs = self.session.run(
-            [self.spec.output_name], {self.spec.input_name: np.ascontiguousarray(batch, np.float32)}
-        )
+        batch = np.ascontiguousarray(batch, np.float32)
+        fixed = self.fixed_batch_size
+        if fixed is None or len(batch) == fixed:
+            return self._run(batch)
+        chunks = []
+        for start in range(0, len(batch), fixed):
+            chunk = batch[start : start + fixed]
+            count = len(chunk)
+            if count < fixed:
+                padding = np.zeros((fixed - count, *chunk.shape[1:]), np.float32)
+                chunk = np.concatenate([chunk, padding])
+            chunks.append(self._run(chunk)[:count])
+        if not chunks:
+            return np.empty((0, self.spec.num_classes), np.float32)
+        return np.concatenate(chunks)
+
+    def _run(self, batch: np.ndarray) -> np.ndarray:
+        outputs = self.session.run([self.spec.output_name], {self.spec.input_name: batch})
         probs = np.asarray(outputs[0], dtype=np.float32)
         return probs if self.spec.output_is_probability else softmax(probs)

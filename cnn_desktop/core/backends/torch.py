@@ -7,6 +7,7 @@ import torch
 
 from cnn_desktop.core.backends.base import BackendError
 from cnn_desktop.core.bundle import ModelBundle
+from cnn_desktop.core.torch_random import PrivateRandom
 from cnn_desktop.core.zoo import UnknownArchitecture, build_model
 
 
@@ -49,7 +50,8 @@ def load_torch_model(bundle: ModelBundle) -> torch.nn.Module:
             "(use the ONNX backend for this model)"
         )
     try:
-        model = build_model(spec.architecture, spec.num_classes, spec.channels, spec.input_size)
+        with PrivateRandom(0):  # the initial weights are replaced: leave the global RNG alone
+            model = build_model(spec.architecture, spec.num_classes, spec.channels, spec.input_size)
     except UnknownArchitecture as exc:
         raise BackendError(str(exc)) from None
     try:
@@ -73,6 +75,7 @@ class TorchClassifier:
         self.model = load_torch_model(bundle).to(self.torch_device)
         self.device = describe_device(self.torch_device)
         self.uses_gpu = self.torch_device.type != "cpu"
+        self.fixed_batch_size: int | None = None  # the torch model takes any batch
 
     def predict(self, batch: np.ndarray) -> np.ndarray:
         """Class probabilities ``[N, classes]`` for a float32 batch ``[N, C, H, W]``."""
