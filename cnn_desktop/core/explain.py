@@ -20,7 +20,7 @@ import onnxruntime as ort
 from onnx import numpy_helper
 
 from cnn_desktop.core.backends.base import softmax
-from cnn_desktop.core.backends.onnx import choose_providers, session_options
+from cnn_desktop.core.backends.onnx import choose_providers, run_in_fixed_batches, session_options
 from cnn_desktop.core.bundle import ModelBundle
 from cnn_desktop.core.devices import cpu_threads
 from cnn_desktop.core.visual import ExplainError
@@ -323,7 +323,12 @@ class OnnxFeatureExtractor:
     def run(self, tensor: np.ndarray, names: Sequence[str]) -> list[np.ndarray]:
         """Raw outputs (batch first) for ``names`` (graph outputs or :attr:`feature_tensors`)
         on one ``[C, H, W]`` image or a ``[N, C, H, W]`` batch."""
-        return self.session.run(list(names), {self.spec.input_name: _batch(tensor)})
+        session = self.session
+        return run_in_fixed_batches(
+            lambda chunk: session.run(list(names), {self.spec.input_name: chunk}),
+            _batch(tensor),
+            self.bundle.batch_size,
+        )
 
     def probabilities_from_output(self, output: np.ndarray) -> np.ndarray:
         """Class probabilities from the raw graph output (softmax applied when it is logits)."""

@@ -292,8 +292,9 @@ def write_results_csv(rows: Iterable[ResultRowLike], path: Path) -> int:
     temp = path.with_name(f".cnn-desktop-{secrets.token_hex(6)}.part")
     count = 0
     try:
-        # "x": created exclusively, with the permissions of any new file (umask applies)
-        with open(temp, "x", encoding="utf-8-sig", newline="") as stream:
+        # "x": created exclusively, with the permissions of any new file (umask applies); a
+        # file name that is not valid UTF-8 (lone surrogates) is written as backslash escapes
+        with open(temp, "x", encoding="utf-8-sig", errors="backslashreplace", newline="") as stream:
             writer = csv.writer(stream)
             writer.writerow(CSV_COLUMNS)
             for row in rows:

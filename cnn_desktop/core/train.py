@@ -94,8 +94,12 @@ class TrainConfig:
         for key in ("epochs", "batch_size"):
             if values[key] < 1:
                 raise TrainError(f"{key.replace('_', ' ')} must be at least 1")
-        if values["lr"] <= 0:
-            raise TrainError("the learning rate must be positive")
+        if not math.isfinite(values["lr"]) or values["lr"] <= 0:
+            raise TrainError(f"the learning rate must be a positive number, not {values['lr']}")
+        if not 0 <= self.seed < 2**32:
+            raise TrainError(
+                f"the seed must be a whole number from 0 to 4294967295, not {self.seed}"
+            )
         arch = self.arch
         if self.mode == "scratch":
             from cnn_desktop.core.zoo import SCRATCH_ARCHITECTURES

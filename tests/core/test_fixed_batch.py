@@ -228,3 +228,22 @@ def test_cli_classify_reports_a_failing_batch_per_image_and_goes_on(
     assert result.stdout.count("error: inference failed:") == 2
     assert "class " in result.stdout.split(str(images[2]))[1]  # the third image was classified
     assert "2 of 3 could not be classified" in result.stderr
+
+
+@pytest.mark.parametrize("batch", [1, 2])
+def test_feature_maps_and_occlusion_cam_honour_a_fixed_batch(tmp_path: Path, batch: int) -> None:
+    from cnn_desktop.core.cam import occlusion_map
+    from cnn_desktop.core.explain import OnnxFeatureExtractor
+
+    bundle = load_bundle(export_fixed_batch_model(tmp_path / "fixed.onnx", batch))
+    extractor = OnnxFeatureExtractor(bundle, "cpu")
+    image = np.random.default_rng(0).normal(size=(3, 32, 32)).astype(np.float32)
+    layer = extractor.conv_layers()[0]
+    assert extractor.feature_maps(image, layer).shape == (4, 30, 30)
+    single = extractor.probabilities(image)
+    assert single.shape == (3,)
+    # Occlusion runs 4² + 1 images in batches of 5: every one must fit the fixed size.
+    result = occlusion_map(extractor, image, 1, grid=4, batch_size=5)
+    assert result.heatmap.shape == (4, 4)
+    assert np.isfinite(result.heatmap).all()
+    assert result.probability == pytest.approx(float(single[1]), abs=1e-6)

@@ -288,6 +288,18 @@ def test_csv_round_trips_tricky_labels(tmp_path: Path) -> None:
     assert not [p for p in tmp_path.iterdir() if p.name.endswith(".part")]
 
 
+def test_csv_writes_a_file_name_that_is_not_utf8_as_escapes(tmp_path: Path) -> None:
+    # On Linux a name with the byte 0xE9 (Latin-1 "é") reaches Python as a lone surrogate.
+    name = os.fsdecode(b"caf\xe9.jpg")
+    rows = [ImageResult(tmp_path / name, (Prediction("tabby", 281, 0.5),))]
+    out = tmp_path / "results.csv"
+    assert write_results_csv(rows, out) == 1
+    with open(out, encoding="utf-8-sig", newline="") as stream:
+        _header, line = list(csv.reader(stream))
+    assert line[0] == str(tmp_path / "caf\\udce9.jpg")
+    assert line[1] == "tabby"
+
+
 @dataclass
 class EntryLike:
     path: Path

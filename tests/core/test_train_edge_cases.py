@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import threading
 from pathlib import Path
@@ -108,3 +109,18 @@ def test_trained_model_classifies_through_the_normal_path(tmp_path: Path) -> Non
     classifier = open_classifier(last.result.bundle, "onnx", "cpu")
     evaluation = evaluate_folder(classifier, data)
     assert evaluation.count == 40
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"lr": math.nan}, "learning rate must be a positive number, not nan"),
+        ({"lr": math.inf}, "learning rate must be a positive number, not inf"),
+        ({"lr": -0.1}, "learning rate must be a positive number"),
+        ({"seed": -1}, "seed must be a whole number from 0 to 4294967295, not -1"),
+        ({"seed": 2**32}, "seed must be a whole number"),
+    ],
+)
+def test_code_calling_the_core_gets_the_same_option_checks_as_the_cli(options, message) -> None:
+    with pytest.raises(TrainError, match=message):
+        TrainConfig(**options).resolved()

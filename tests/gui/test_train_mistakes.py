@@ -58,6 +58,7 @@ def test_a_mistake_cell_lists_its_images_and_shows_one_with_its_predicted_class(
     panel.mode_combo.setCurrentIndex(panel.mode_combo.findData("scratch"))
     panel.arch_combo.setCurrentIndex(panel.arch_combo.findData("lenet5"))
     panel.epochs_spin.setValue(2)
+    (tmp_path / "out").mkdir()
     panel.output_edit.setText(str(tmp_path / "out" / "same.cnnmodel"))
     shown: list[tuple[str, int]] = []
     panel.show_image.connect(lambda path, index: shown.append((path, index)))

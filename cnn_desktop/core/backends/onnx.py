@@ -5,6 +5,8 @@ Never imports torch.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import onnxruntime as ort
 
@@ -44,6 +46,27 @@ def session_options(threads: int = 1) -> ort.SessionOptions:
     return options
 
 
+def run_in_fixed_batches(
+    run: Callable[[np.ndarray], list[np.ndarray]], batch: np.ndarray, fixed: int | None
+) -> list[np.ndarray]:
+    """``run(batch)`` for a graph whose batch dimension may be fixed.
+
+    With a fixed batch size, ``batch`` is split into chunks of exactly that size, the last one
+    padded with zeros whose rows are dropped from every output; otherwise ``run`` sees it whole.
+    """
+    if fixed is None or len(batch) == fixed:
+        return run(batch)
+    pieces: list[list[np.ndarray]] = []
+    for start in range(0, len(batch), fixed):
+        chunk = batch[start : start + fixed]
+        count = len(chunk)
+        if count < fixed:
+            padding = np.zeros((fixed - count, *chunk.shape[1:]), chunk.dtype)
+            chunk = np.concatenate([chunk, padding])
+        pieces.append([np.asarray(output)[:count] for output in run(chunk)])
+    return [np.concatenate(outputs) for outputs in zip(*pieces, strict=True)]
+
+
 class OnnxClassifier:
     """A model bundle running on ONNX Runtime.
 
@@ -76,20 +99,11 @@ class OnnxClassifier:
     def predict(self, batch: np.ndarray) -> np.ndarray:
         """Class probabilities ``[N, classes]`` for a float32 batch ``[N, C, H, W]``."""
         batch = np.ascontiguousarray(batch, np.float32)
-        fixed = self.fixed_batch_size
-        if fixed is None or len(batch) == fixed:
-            return self._run(batch)
-        chunks = []
-        for start in range(0, len(batch), fixed):
-            chunk = batch[start : start + fixed]
-            count = len(chunk)
-            if count < fixed:
-                padding = np.zeros((fixed - count, *chunk.shape[1:]), np.float32)
-                chunk = np.concatenate([chunk, padding])
-            chunks.append(self._run(chunk)[:count])
-        if not chunks:
+        if not len(batch):
             return np.empty((0, self.spec.num_classes), np.float32)
-        return np.concatenate(chunks)
+        return run_in_fixed_batches(lambda chunk: [self._run(chunk)], batch, self.fixed_batch_size)[
+            0
+        ]
 
     def _run(self, batch: np.ndarray) -> np.ndarray:
         outputs = self.session.run([self.spec.output_name], {self.spec.input_name: batch})
