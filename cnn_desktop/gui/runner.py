@@ -212,9 +212,7 @@ class TaskRunner(QObject):
                 :attr:`task_failed`.
         """
         if key is not None:
-            for other in self._active.values():
-                if other.key == key:
-                    other.cancel()
+            self.cancel_key(key)
         handle = TaskHandle(title, key, interactive)
         if self._stopped:
             handle.cancel()  # runs at once as cancelled: its callbacks still learn it ended
@@ -248,6 +246,12 @@ class TaskRunner(QObject):
     def active(self) -> list[TaskHandle]:
         """Jobs submitted and not yet finished."""
         return list(self._active.values())
+
+    def cancel_key(self, key: str) -> None:
+        """Ask every running job submitted with ``key`` to stop."""
+        for handle in self._active.values():
+            if handle.key == key:
+                handle.cancel()
 
     def cancel_all(self) -> None:
         """Ask every running job to stop."""
