@@ -4,13 +4,16 @@ The embedding of an image is the pooled feature vector that feeds the classifier
 pretrained bundle (the tensor flowing into its final ``Gemm``). It runs on ONNX Runtime
 through the same batched pipeline as classification. The cache is keyed by the file's
 content, the model and its preprocessing, so renaming or moving images keeps it warm and
-editing one invalidates only that image.
+editing one invalidates only that image. :func:`prune_cache` keeps it under a size limit,
+least recently used entries first.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
+import os
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
@@ -21,9 +24,11 @@ import onnxruntime as ort
 from cnn_desktop.core.backends.onnx import choose_providers, session_options
 from cnn_desktop.core.bundle import ModelBundle
 from cnn_desktop.core.devices import cpu_threads
-from cnn_desktop.core.files import atomic_write, file_digest
+from cnn_desktop.core.files import atomic_write, file_digest, prune_folder
 from cnn_desktop.core.predict import CPU_BATCH_SIZE, GPU_BATCH_SIZE, RawOutput, run_on_paths
 from cnn_desktop.core.tasks import CancelToken, ProgressCallback, no_progress
+
+DEFAULT_CACHE_LIMIT_BYTES = 2 * 1024**3
 
 
 class EmbeddingError(RuntimeError):
@@ -99,14 +104,27 @@ class EmbeddingCache:
         """The cached embedding, or None (a damaged entry counts as missing)."""
         path = self._path(digest)
         try:
-            return np.load(path, allow_pickle=False)
+            vector = np.load(path, allow_pickle=False)
         except (OSError, ValueError):
             return None
+        with contextlib.suppress(OSError):
+            os.utime(path)  # recently used: pruned last
+        return vector
 
     def put(self, digest: str, vector: np.ndarray) -> None:
         """Store an embedding (atomically: never a half-written file)."""
         with atomic_write(self._path(digest)) as out:
             np.save(out, np.asarray(vector, np.float32), allow_pickle=False)
+
+
+def prune_cache(folder: Path, max_bytes: int = DEFAULT_CACHE_LIMIT_BYTES) -> list[Path]:
+    """Delete the least recently used embeddings under ``folder`` (every model's) until the
+    rest take at most ``max_bytes``; returns the files deleted, oldest first."""
+    deleted = prune_folder(folder, max_bytes=max_bytes, pattern="*/*/*.npy")
+    for shard in {path.parent for path in deleted}:
+        with contextlib.suppress(OSError):
+            shard.rmdir()  # only when it became empty
+    return deleted
 
 
 def embed_paths(

@@ -2,7 +2,9 @@
 
 It picks the implementation for the model's backend: ONNX Runtime (intermediate outputs,
 gradient-free CAM; never imports torch) or PyTorch (forward hooks, Grad-CAM). Heavy parts
-(extra ONNX session, torch model) are built on first use; thread-safe.
+(extra ONNX session, torch model) are built on first use; thread-safe. It keeps no reference
+to the classifier it was made for, so an explainer still held by a finishing job never keeps an
+old classification session alive.
 """
 
 from __future__ import annotations
@@ -31,13 +33,14 @@ class Explainer:
         self.bundle = bundle
         self.spec = bundle.spec
         self.backend = classifier.backend
-        self._classifier = classifier
+        self._torch_device = getattr(classifier, "torch_device", None)
         self._lock = threading.Lock()
         self._onnx: OnnxFeatureExtractor | None = None
         self._torch: Any = None
         self._model: Any = None
         self._model_lock = threading.Lock()
-        # One explanation at a time on the torch model (hooks are attached per call).
+        # One forward pass at a time on the torch model: hooks are attached per call, and
+        # every hook sees every forward pass (a summary's would feed a Grad-CAM's hooks).
         self._torch_call = threading.Lock()
 
     def network_input(self, path: str | os.PathLike[str]) -> tuple[np.ndarray, Image.Image]:
@@ -68,7 +71,7 @@ class Explainer:
                 from cnn_desktop.core.backends.torch import load_torch_model
 
                 model = load_torch_model(self.bundle)
-                device = getattr(self._classifier, "torch_device", None)
+                device = self._torch_device
                 self._model = model.to(device) if device is not None else model
             return self._model
 
@@ -77,7 +80,11 @@ class Explainer:
 
     def conv_layers(self) -> list[str]:
         """Every convolutional layer, earliest first."""
-        return self._extractor().conv_layers()
+        if self.backend != "torch":
+            return self._onnx_extractor().conv_layers()
+        extractor = self._torch_extractor()
+        with self._torch_call:  # found by a forward pass with hooks
+            return extractor.conv_layers()
 
     def feature_maps(self, tensor: np.ndarray, layer: str) -> np.ndarray:
         """Activations ``[channels, h, w]`` of ``layer`` for one network input."""
@@ -102,9 +109,9 @@ class Explainer:
         if self.backend == "torch":
             from cnn_desktop.core.explain_torch import torch_model_summary
 
-            return torch_model_summary(
-                self._torch_model(), (self.spec.channels, *self.spec.input_size)
-            )
+            model = self._torch_model()
+            with self._torch_call:
+                return torch_model_summary(model, (self.spec.channels, *self.spec.input_size))
         return onnx_model_summary(self.bundle)
 
     def warm_up(self) -> None:

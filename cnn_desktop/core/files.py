@@ -1,5 +1,5 @@
-"""Small file helpers shared by the core: content digests, atomic writes of files and atomic
-replacement of folders."""
+"""Small file helpers shared by the core: content digests, atomic writes of files, atomic
+replacement of folders, cache pruning."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ import secrets
 import shutil
 import sys
 import tempfile
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -242,3 +243,46 @@ def _renameat2() -> Callable[..., int] | None:
     function.argtypes = [fd, path, fd, path, ctypes.c_uint]
     function.restype = ctypes.c_int
     return function
+
+
+def prune_folder(
+    folder: str | os.PathLike[str],
+    *,
+    max_bytes: int | None = None,
+    max_age_s: float | None = None,
+    pattern: str = "*",
+    now: float | None = None,
+) -> list[Path]:
+    """Delete the files of ``folder`` matching ``pattern`` that are older than ``max_age_s``
+    (by modification time), then the oldest until the rest fit in ``max_bytes``.
+
+    Returns:
+        The files deleted, oldest first. Files that vanish or cannot be deleted meanwhile
+        are skipped (and still counted if they stay).
+    """
+    entries = []
+    for path in Path(folder).glob(pattern):
+        try:
+            info = path.stat()
+        except OSError:
+            continue
+        if path.is_file():
+            entries.append((info.st_mtime, info.st_size, path))
+    entries.sort(key=lambda entry: (entry[0], str(entry[2])))
+    total = sum(size for _, size, _ in entries)
+    cutoff = None if max_age_s is None else (time.time() if now is None else now) - max_age_s
+    deleted = []
+    for mtime, size, path in entries:
+        too_old = cutoff is not None and mtime < cutoff
+        too_big = max_bytes is not None and total > max_bytes
+        if not (too_old or too_big):
+            break  # every later file is newer, and the total only shrinks
+        try:
+            path.unlink()
+        except FileNotFoundError:
+            pass
+        except OSError:
+            continue
+        total -= size
+        deleted.append(path)
+    return deleted

@@ -307,15 +307,16 @@ class BatchPanel(QWidget):
             return report
 
         def finished() -> None:
+            cancelled = self._sorting is not None and self._sorting.is_cancelled
             self._set_busy(None)
             if not outcome:  # failed (on_error said why) or stopped before it began
-                if handle.is_cancelled:
+                if cancelled:
                     self._report("Sorting stopped before any image was sorted")
                 return
             report = outcome[-1]
             if report.moved:
                 self.files_moved.emit(list(report.moved))
-            stopped = "Sorting stopped. " if handle.is_cancelled else ""
+            stopped = "Sorting stopped. " if cancelled else ""
             unsorted = f" ({left_out} unclassified images left out)" if left_out else ""
             self._report(f"{stopped}{report.summary(destination)}{unsorted}")
             for source, reason in report.skipped[:MAX_SKIPS_SHOWN]:

@@ -2,7 +2,7 @@
 
 A mixin of :class:`cnn_desktop.gui.main_window.MainWindow`; it relies on the window's
 ``settings``, ``runner``, ``notifications``, ``results``, ``batch_panel``, ``active_model``,
-``add_inputs``, ``open_model`` and ``_classify``.
+``add_inputs``, ``open_model`` and ``reclassify``.
 """
 
 from __future__ import annotations
@@ -17,6 +17,13 @@ from PySide6.QtWidgets import QFileDialog, QInputDialog, QMessageBox
 from cnn_desktop.core.images import IMAGE_EXTENSIONS
 from cnn_desktop.core.pretrained import cache_dir
 
+PASTED_PREFIX = "pasted-"
+
+
+def pasted_folder() -> Path:
+    """Where pasted image data is written (pruned at start, see ``Settings.pasted_max_mb``)."""
+    return cache_dir() / "pasted"
+
 
 class WindowCommands:
     """File dialogs, clipboard, top-K and About for the main window."""
@@ -27,6 +34,7 @@ class WindowCommands:
     results: Any
     batch_panel: Any
     active_model: Any
+    reclassify: Any
 
     def _remember_folder(self, folder: str) -> None:
         self.settings.last_folder = folder
@@ -66,11 +74,10 @@ class WindowCommands:
             self.set_top_k(k)
 
     def set_top_k(self, k: int) -> None:
-        """Show ``k`` classes per image (re-classifies what is listed)."""
+        """Show ``k`` classes per image: the running batch stops, and everything listed (or
+        still being listed) is classified again."""
         self.settings.top_k = k
-        inputs = [e.path for e in self.results.entries()]
-        if self.active_model is not None and inputs:
-            self._classify(inputs)
+        self.reclassify()
 
     def paste(self) -> None:
         """Classify the clipboard: an image, image files, or paths as text."""
@@ -79,10 +86,10 @@ class WindowCommands:
             self.add_inputs([Path(u.toLocalFile()) for u in mime.urls() if u.isLocalFile()])
         elif mime.hasImage():
             image = QGuiApplication.clipboard().image()
-            folder = cache_dir() / "pasted"
+            folder = pasted_folder()
             folder.mkdir(parents=True, exist_ok=True)
             stamp = time.strftime("%Y%m%d-%H%M%S")
-            target = folder / f"pasted-{stamp}-{time.monotonic_ns() % 10**9:09d}.png"
+            target = folder / f"{PASTED_PREFIX}{stamp}-{time.monotonic_ns() % 10**9:09d}.png"
             if image.isNull() or not image.save(str(target)):
                 self.notifications.error("The clipboard image could not be read")
                 return
@@ -98,7 +105,10 @@ class WindowCommands:
         from cnn_desktop.core.sysinfo import system_info
 
         self.runner.submit(
-            "About", lambda _context: system_info(), on_result=self._show_about_dialog
+            "About",
+            lambda _context: system_info(),
+            interactive=True,
+            on_result=self._show_about_dialog,
         )
 
     def _show_about_dialog(self, info: dict) -> None:

@@ -1,8 +1,10 @@
 """The right-hand panel: prediction with class-activation map, feature maps, model layers.
 
 Every computation runs on the task runner; a newer request of the same kind replaces an
-older one (keys), so clicking through a gallery never queues stale work. Failures are left
-to the runner, which reports them by title in the window's notification area.
+older one (keys), so clicking through a gallery never queues stale work. A result is shown
+only if the model (explainer) and image it was computed for are still the current ones.
+Failures are left to the runner, which reports them by title in the window's notification
+area.
 """
 
 from __future__ import annotations
@@ -46,6 +48,8 @@ class ExplainPanel(QTabWidget):
         self.addTab(self.model_view, "Model")
         self.bars = self.prediction.bars
         self.explainer: Explainer | None = None
+        self.model_serial: int | None = None  # the ActiveModel.serial the explainer is for
+        self._layers_of: Explainer | None = None  # whose layers the layer list shows
         self.entry: ImageEntry | None = None
         self.prediction.cam_requested.connect(lambda _i: self._request_cam())
         self.prediction.cam_toggled.connect(lambda on: self._request_cam() if on else None)
@@ -59,9 +63,13 @@ class ExplainPanel(QTabWidget):
 
     # ----- model --------------------------------------------------------------------------
     def set_model(self, model: ActiveModel) -> None:
-        """Explain with this model from now on."""
+        """Explain with this model from now on; what the previous one computed is dropped."""
+        for key in ("cam", "features"):  # the previous model's: their results would be dropped
+            self.runner.cancel_key(key)
         explainer = Explainer(model.bundle, model.classifier)
-        self.explainer = explainer
+        self.explainer, self.model_serial, self._layers_of = explainer, model.serial, None
+        self.prediction.clear_cam()
+        self.features.clear("Reading the model's layers…")
         title = f"{model.bundle.spec.name} ({model.classifier.backend})"
 
         def job(_context: TaskContext) -> tuple:
@@ -80,9 +88,15 @@ class ExplainPanel(QTabWidget):
             layers, convs, kernels = result
             self.model_view.show_summary(title, layers, kernels)
             self.features.set_layers(convs)
+            self._layers_of = explainer
             self._refresh_visible()
 
-        self.runner.submit("Model summary", job, key="summary", on_result=done)
+        self.runner.submit("Model summary", job, key="summary", interactive=True, on_result=done)
+
+    def _is_current(self, explainer: Explainer, path: Path) -> bool:
+        """Whether a result computed by ``explainer`` for ``path`` is still the one to show."""
+        entry = self.entry
+        return self.explainer is explainer and entry is not None and entry.path == path
 
     # ----- image --------------------------------------------------------------------------
     def set_image(self, entry: ImageEntry | None) -> None:
@@ -126,21 +140,28 @@ class ExplainPanel(QTabWidget):
                 if not (self.prediction.cam_enabled and self.prediction._heatmap is not None):
                     self.prediction.preview.set_image(image)
 
-        self.runner.submit("Preview", job, key="preview", on_result=done, on_error=lambda _m: None)
+        self.runner.submit(
+            "Preview", job, key="preview", interactive=True, on_result=done, on_error=_ignore
+        )
 
     def _request_cam(self) -> None:
         explainer, entry = self.explainer, self.entry
         class_index = self.prediction.cam_class
         if explainer is None or entry is None or entry.error or class_index is None:
             return
+        if entry.model_serial != self.model_serial:
+            return  # classified by another model: its class indices mean nothing to this one
         names = explainer.spec.class_names
+        if not 0 <= class_index < len(names):
+            self.prediction.clear_cam(f"This model has no class {class_index}.")
+            return
 
         def job(_context: TaskContext) -> tuple:
             tensor, crop = explainer.network_input(entry.path)
             return crop, explainer.cam(tensor, class_index)
 
         def done(result: tuple) -> None:
-            if self.entry is None or self.entry.path != entry.path:
+            if not self._is_current(explainer, entry.path):
                 return
             crop, cam = result
             method = METHOD_TITLES.get(cam.method, cam.method)
@@ -151,12 +172,14 @@ class ExplainPanel(QTabWidget):
                 f"{crop.width}×{crop.height} crop the model saw",
             )
 
-        self.runner.submit("Class-activation map", job, key="cam", on_result=done)
+        self.runner.submit("Class-activation map", job, key="cam", interactive=True, on_result=done)
 
     def _request_features(self) -> None:
         explainer, entry, layer = self.explainer, self.entry, self.features.layer
         if explainer is None or entry is None or entry.error or not layer:
             return
+        if self._layers_of is not explainer:
+            return  # the layer list is still the previous model's
         sort_by, colormap = self.features.sort_by, self.features.colormap
 
         def job(_context: TaskContext) -> FeatureMapsResult:
@@ -178,10 +201,14 @@ class ExplainPanel(QTabWidget):
             )
 
         def done(result: FeatureMapsResult) -> None:
-            if self.entry is not None and self.entry.path == entry.path:
+            if self._is_current(explainer, entry.path):
                 self.features.show_result(result)
 
-        self.runner.submit("Feature maps", job, key="features", on_result=done)
+        self.runner.submit("Feature maps", job, key="features", interactive=True, on_result=done)
+
+
+def _ignore(_message: str) -> None:
+    """A preview that cannot be made leaves the thumbnail (the error shows in the gallery)."""
 
 
 def _tile_kernels(kernels, columns: int) -> Image.Image:

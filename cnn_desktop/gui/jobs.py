@@ -10,6 +10,8 @@ from PySide6.QtGui import QImage
 
 from cnn_desktop.core.backends import open_classifier
 from cnn_desktop.core.bundle import load_bundle
+from cnn_desktop.core.embeddings import prune_cache
+from cnn_desktop.core.files import prune_folder
 from cnn_desktop.core.images import collect_image_paths
 from cnn_desktop.core.predict import Prediction, classify_paths
 from cnn_desktop.core.pretrained import default_model_bundle
@@ -30,12 +32,14 @@ class Listed:
 
 @dataclass(frozen=True)
 class Classified:
-    """One image's outcome, with a thumbnail ready for the UI."""
+    """One image's outcome, with a thumbnail ready for the UI, and the serial of the model
+    (:attr:`ActiveModel.serial`) that gave it."""
 
     path: Path
     predictions: tuple[Prediction, ...]
     error: str | None
     thumbnail: QImage | None
+    model_serial: int
 
 
 def load_model(model_path: str | None, backend: str, device: str):
@@ -58,9 +62,12 @@ def classify_inputs(
 ):
     """A job that expands files/folders, then streams :class:`Listed` and :class:`Classified`."""
 
+    serial = model.serial
+
     def job(context: TaskContext) -> int:
         paths, problems = collect_image_paths(inputs)
         context.emit(Listed(paths, problems))
+        context.cancel.raise_if_cancelled()
         count = 0
         for result in classify_paths(
             paths,
@@ -72,8 +79,31 @@ def classify_inputs(
             cancel=context.cancel,
         ):
             thumb = pil_to_qimage(result.thumbnail) if result.thumbnail is not None else None
-            context.emit(Classified(result.path, result.predictions, result.error, thumb))
+            context.emit(Classified(result.path, result.predictions, result.error, thumb, serial))
             count += 1
         return count
+
+    return job
+
+
+def tidy_caches(
+    pasted: Path,
+    pasted_prefix: str,
+    pasted_max_bytes: int,
+    pasted_max_age_s: float,
+    embeddings: Path,
+    embeddings_max_bytes: int,
+):
+    """A job that deletes old pasted images and keeps the embedding cache under its limit;
+    it returns how many files went."""
+
+    def job(_context: TaskContext) -> int:
+        deleted = prune_folder(
+            pasted,
+            max_bytes=pasted_max_bytes,
+            max_age_s=pasted_max_age_s,
+            pattern=f"{pasted_prefix}*",
+        )
+        return len(deleted) + len(prune_cache(embeddings, embeddings_max_bytes))
 
     return job

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
-from PySide6.QtCore import QByteArray, QModelIndex, Qt
-from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent
+from PySide6.QtCore import QModelIndex, Qt
+from PySide6.QtGui import QAction, QDragEnterEvent, QDropEvent
 from PySide6.QtWidgets import (
     QLabel,
     QListView,
@@ -23,6 +22,7 @@ from PySide6.QtWidgets import (
 from cnn_desktop.core.bundle import BUNDLE_SUFFIX
 from cnn_desktop.gui import jobs
 from cnn_desktop.gui.batch_panel import BatchPanel
+from cnn_desktop.gui.classification import WindowClassification
 from cnn_desktop.gui.commands import WindowCommands
 from cnn_desktop.gui.explain_panel import ExplainPanel
 from cnn_desktop.gui.gallery_filter import GalleryFilterBar, GalleryFilterModel
@@ -33,6 +33,7 @@ from cnn_desktop.gui.state import ActiveModel, Settings
 from cnn_desktop.gui.train_panel import TrainPanel
 from cnn_desktop.gui.widgets.gallery_delegate import GalleryDelegate
 from cnn_desktop.gui.widgets.notifications import NotificationArea
+from cnn_desktop.gui.window_lifetime import WindowLifetime
 
 EMPTY_HINT = (
     "Drop images or folders here\n\n"
@@ -42,7 +43,7 @@ EMPTY_HINT = (
 PAGES = {"gallery": 0, "table": 1}
 
 
-class MainWindow(WindowCommands, QMainWindow):
+class MainWindow(WindowCommands, WindowClassification, WindowLifetime, QMainWindow):
     """Gallery of classified images; the selected one's classes, feature maps and CAM."""
 
     def __init__(self, settings: Settings | None = None, model_path: str | None = None) -> None:
@@ -51,22 +52,16 @@ class MainWindow(WindowCommands, QMainWindow):
         self.setAcceptDrops(True)
         self.settings = settings or Settings()
         self.runner = TaskRunner(parent=self)
-        self.runner.task_failed.connect(
-            lambda title, msg: self.notifications.error(f"{title}: {msg}")
-        )
+        self.runner.task_failed.connect(self._task_failed)
         self.results = ResultsModel(self)
         self.active_model: ActiveModel | None = None
         self._model_path: str | None = model_path
         self._device_in_use = self.settings.device  # the device choice the active model runs on
-        self._waiting_inputs: list[Path] = []
-        self._focus: tuple[Path, int] | None = None  # image to show with a CAM once classified
-        self._classify_tasks: set[TaskHandle] = set()
-        # Bumped by "Clear": results still queued from older batches are dropped.
-        self._generation = 0
+        self._start_classification()
         self._build_ui()
         self.actions_ = build_menus(self)
         self._sync_backend_actions()
-        self._restore_geometry()
+        self._start_lifetime()
         self.open_model(model_path)
 
     # ----- layout -------------------------------------------------------------------------
@@ -178,12 +173,6 @@ class MainWindow(WindowCommands, QMainWindow):
         """Show the Train tab."""
         self.mode_tabs.setCurrentIndex(1)
 
-    def show_image_with_cam(self, path: str, class_index: int) -> None:
-        """Classify one image with the active model and show its CAM for ``class_index``."""
-        self.mode_tabs.setCurrentIndex(0)
-        self._focus = (Path(path), class_index)
-        self.add_inputs([Path(path)])
-
     # ----- model --------------------------------------------------------------------------
     def open_model(self, path: str | None) -> TaskHandle:
         """Load a model bundle / .onnx (None: the built-in model) in the background."""
@@ -192,6 +181,7 @@ class MainWindow(WindowCommands, QMainWindow):
             "Open model",
             jobs.load_model(path, self.settings.backend, self.settings.device),
             key="model",
+            interactive=True,
             on_result=lambda model: self._model_ready(model, path),
             on_progress=lambda _f, message: self.model_label.setText(message),
             on_error=self._model_failed,
@@ -214,9 +204,6 @@ class MainWindow(WindowCommands, QMainWindow):
         self.actions_.device[self.settings.device].setChecked(True)
 
     def _model_ready(self, model: ActiveModel, path: str | None) -> None:
-        # Results still coming from the previous model must not land in the gallery.
-        self.cancel_classification()
-        self._generation += 1
         self.active_model = model
         self._model_path = path
         self._device_in_use = self.settings.device
@@ -225,10 +212,12 @@ class MainWindow(WindowCommands, QMainWindow):
         if path:
             self.settings.add_recent_model(str(Path(path).resolve()))
         self.explain.set_model(model)
-        inputs = self._waiting_inputs or [e.path for e in self.results.entries()]
-        self._waiting_inputs = []
-        if inputs:
-            self._classify(inputs)
+        # The previous model's jobs stop and what they would still deliver is dropped; what
+        # is listed, or still being listed, is classified again by this model.
+        self.reclassify()
+
+    def _task_failed(self, title: str, message: str) -> None:
+        self.notifications.error(f"{title}: {message}")
 
     def _model_failed(self, message: str) -> None:
         self.notifications.error(f"Could not open the model: {message}")
@@ -238,89 +227,6 @@ class MainWindow(WindowCommands, QMainWindow):
             self.settings.backend = active.classifier.backend
             self.settings.device = self._device_in_use
             self._sync_backend_actions()
-
-    # ----- images -------------------------------------------------------------------------
-    def add_inputs(self, inputs: list[Path]) -> None:
-        """Classify image files and folders (queued until a model is ready)."""
-        if not inputs:
-            return
-        self.pages.setCurrentIndex(1)
-        if self.active_model is None:
-            self._waiting_inputs.extend(inputs)
-            self.results.add_pending([p for p in inputs if p.is_file()])
-            return
-        self._classify(inputs)
-
-    def _classify(self, inputs: list[Path]) -> None:
-        model = self.active_model
-        assert model is not None
-        self.progress.setValue(0)
-        for widget in (self.progress, self.progress_label, self.cancel_button):
-            widget.setVisible(True)
-        generation = self._generation
-        started = time.monotonic()
-        handle = self.runner.submit(
-            "Classify",
-            jobs.classify_inputs(inputs, model, self.settings.top_k),
-            on_item=lambda item: self._on_classify_item(item, generation),
-            on_progress=lambda f, m: self._show_progress(f, m, started),
-        )
-        handle.finished.connect(lambda: self._classify_finished(handle))
-        self._classify_tasks.add(handle)
-
-    def _show_progress(self, fraction: float, message: str, started: float) -> None:
-        self.progress.setValue(round(fraction * 1000))
-        elapsed = time.monotonic() - started
-        eta = elapsed / fraction - elapsed if fraction > 0.02 else None
-        self.progress_label.setText(message + (f" · {eta:.0f} s left" if eta else ""))
-
-    def _on_classify_item(self, item: object, generation: int) -> None:
-        if generation != self._generation:
-            return
-        if isinstance(item, jobs.Listed):
-            self.results.add_pending(item.paths)
-            for path, reason in item.problems:
-                self.notifications.error(f"{path}: {reason}")
-            if not item.paths and not item.problems:
-                self.notifications.info("No images found in what was dropped")
-            if item.paths and not self.gallery.currentIndex().isValid():
-                self._select_path(item.paths[0])
-        elif isinstance(item, jobs.Classified):
-            self.results.set_result(item.path, item.predictions, item.error, item.thumbnail)
-            if item.error is not None:
-                self.notifications.error(f"{item.path.name}: {item.error}")
-            if self._focus is not None and self._focus[0] == item.path:
-                self._select_path(item.path)
-                self.explain.show_tab("prediction")
-                self.explain.prediction.explain_class(self._focus[1])
-                self._focus = None
-
-    def _select_path(self, path: Path) -> None:
-        row = self.results.row_of(path)
-        if row is not None:
-            proxy_index = self.filter_model.mapFromSource(self.results.index(row))
-            if proxy_index.isValid():
-                self.gallery.setCurrentIndex(proxy_index)
-
-    def _classify_finished(self, handle: TaskHandle) -> None:
-        self._classify_tasks.discard(handle)
-        if not self._classify_tasks:
-            for widget in (self.progress, self.progress_label, self.cancel_button):
-                widget.setVisible(False)
-
-    def cancel_classification(self) -> None:
-        """Stop every running batch; finished results stay."""
-        for handle in self._classify_tasks:
-            handle.cancel()
-
-    def clear_images(self) -> None:
-        """Forget every image."""
-        self.cancel_classification()
-        self._generation += 1
-        self._waiting_inputs = []
-        self.results.clear()
-        self.explain.set_image(None)
-        self.pages.setCurrentIndex(0)
 
     def selected_entry(self) -> ImageEntry | None:
         """The image selected in the gallery, if any."""
@@ -351,21 +257,3 @@ class MainWindow(WindowCommands, QMainWindow):
             self.open_model(str(first))
             return
         self.add_inputs(paths)
-
-    # ----- lifetime -----------------------------------------------------------------------
-    def _restore_geometry(self) -> None:
-        geometry = self.settings.qsettings.value("window/geometry")
-        if isinstance(geometry, QByteArray) and not geometry.isEmpty():
-            self.restoreGeometry(geometry)
-        else:
-            self.resize(1280, 800)
-        splitter_state = self.settings.qsettings.value("window/splitter")
-        if isinstance(splitter_state, QByteArray):
-            self.splitter.restoreState(splitter_state)
-
-    def closeEvent(self, event: QCloseEvent) -> None:
-        self.settings.qsettings.setValue("window/geometry", self.saveGeometry())
-        self.settings.qsettings.setValue("window/splitter", self.splitter.saveState())
-        # A training run saves its best model before stopping: give it time to.
-        self.runner.shutdown(timeout_s=30.0 if self.train_panel.handle is not None else 5.0)
-        super().closeEvent(event)

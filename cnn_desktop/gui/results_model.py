@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,7 +21,11 @@ Index = QModelIndex | QPersistentModelIndex
 
 @dataclass
 class ImageEntry:
-    """One image in the gallery."""
+    """One image in the gallery.
+
+    ``model_serial`` is the :attr:`ActiveModel.serial` of the model that gave the
+    predictions (None while pending): class indices only mean something to that model.
+    """
 
     path: Path
     thumbnail: QImage | None = None
@@ -28,6 +33,7 @@ class ImageEntry:
     error: str | None = None
     pending: bool = True
     extra: dict[str, Any] = field(default_factory=dict)
+    model_serial: int | None = None
 
     @property
     def top1(self) -> Prediction | None:
@@ -85,11 +91,14 @@ class ResultsModel(QAbstractListModel):
         return self._entries[row]
 
     def add_pending(self, paths: list[Path]) -> list[Path]:
-        """Add rows for new paths (already-listed ones are marked pending again)."""
+        """Add rows for new paths; already-listed ones are marked pending again (their
+        thumbnails stay until the new result brings its own)."""
         fresh = [p for p in dict.fromkeys(paths) if p not in self._rows]
-        for path in paths:
+        for path in dict.fromkeys(paths):
             if path in self._rows:
-                self._replace(path, ImageEntry(path))
+                old = self._entries[self._rows[path]]
+                if not old.pending or old.predictions or old.error is not None:
+                    self._replace(path, ImageEntry(path, old.thumbnail))
         if fresh:
             start = len(self._entries)
             self.beginInsertRows(QModelIndex(), start, start + len(fresh) - 1)
@@ -105,12 +114,15 @@ class ResultsModel(QAbstractListModel):
         predictions: tuple[Prediction, ...],
         error: str | None,
         thumbnail: QImage | None,
+        model_serial: int | None = None,
     ) -> None:
         """Fill in a row with its outcome (adding it if needed)."""
         if path not in self._rows:
             self.add_pending([path])
         old = self._entries[self._rows[path]]
-        self._replace(path, ImageEntry(path, thumbnail or old.thumbnail, predictions, error, False))
+        thumbnail = thumbnail or old.thumbnail
+        entry = ImageEntry(path, thumbnail, predictions, error, False, model_serial=model_serial)
+        self._replace(path, entry)
 
     def _replace(self, path: Path, entry: ImageEntry) -> None:
         row = self._rows[path]
@@ -125,9 +137,7 @@ class ResultsModel(QAbstractListModel):
             return
         self._rows[new] = row
         entry = self._entries[row]
-        self._entries[row] = ImageEntry(
-            new, entry.thumbnail, entry.predictions, entry.error, entry.pending, entry.extra
-        )
+        self._entries[row] = dataclasses.replace(entry, path=new)
         index = self.index(row)
         self.dataChanged.emit(index, index)
 

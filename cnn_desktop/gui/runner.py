@@ -4,6 +4,12 @@ export) runs on its worker threads; results come back to the UI thread by signal
 A job is a plain function ``fn(context) -> result``. The context carries the core's
 ``progress(fraction, message)`` callback, a :class:`CancelToken`, and ``emit(item)`` to stream
 partial results (e.g. one classified image at a time).
+
+Two pools: *background* jobs (batches, training, exports) can never take the threads of
+*interactive* ones (model loads, previews, CAMs, feature maps), so a user's click is answered
+while a folder classifies and a model trains. When a job ends, every callback connected to
+its handle is disconnected, and the worker drops the job function: nothing a job or its
+callbacks captured (a model, a session) outlives it.
 """
 
 from __future__ import annotations
@@ -13,14 +19,42 @@ import threading
 import time
 import traceback
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
-from PySide6.QtCore import QCoreApplication, QDeadlineTimer, QObject, QRunnable, QThreadPool, Signal
+from PySide6.QtCore import (
+    QCoreApplication,
+    QDeadlineTimer,
+    QMetaMethod,
+    QObject,
+    QRunnable,
+    QThreadPool,
+    Signal,
+)
 
 from cnn_desktop.core.tasks import Cancelled, CancelToken
 
 log = logging.getLogger(__name__)
 PROGRESS_INTERVAL_S = 0.05
+BACKGROUND_THREADS = 3
+INTERACTIVE_THREADS = 3
+
+
+@dataclass(frozen=True)
+class TaskFailure:
+    """Why a job failed: the exception's type and message, and the traceback (for logs)."""
+
+    type_name: str
+    message: str
+    traceback: str = ""
+
+    def __str__(self) -> str:
+        return f"{self.type_name}: {self.message}" if self.message else self.type_name
+
+    @classmethod
+    def from_exception(cls, exc: BaseException) -> TaskFailure:
+        """The failure an exception (being handled) describes."""
+        return cls(type(exc).__name__, str(exc), traceback.format_exc())
 
 
 class TaskContext:
@@ -44,21 +78,27 @@ class TaskContext:
 
 
 class TaskHandle(QObject):
-    """A submitted job; connect to its signals, call :meth:`cancel` to stop it."""
+    """A submitted job; connect to its signals, call :meth:`cancel` to stop it.
+
+    Everything connected to it is disconnected once :attr:`finished` has been delivered.
+    """
 
     progressed = Signal(float, str)
     item = Signal(object)
     succeeded = Signal(object)
-    failed = Signal(str)
+    failed = Signal(str)  # "TypeName: message" (the whole story is in :attr:`failure`)
     cancelled = Signal()
     finished = Signal()  # always, after exactly one of succeeded / failed / cancelled
+    ended = Signal(object)  # the handle itself, after finished: for the runner's bookkeeping
 
-    def __init__(self, title: str, key: str | None) -> None:
+    def __init__(self, title: str, key: str | None, interactive: bool = False) -> None:
         super().__init__()
         self.title = title
         self.key = key
+        self.interactive = interactive
         self.token = CancelToken()
         self.done = threading.Event()
+        self.failure: TaskFailure | None = None
 
     def cancel(self) -> None:
         """Ask the job to stop at its next check."""
@@ -69,44 +109,82 @@ class TaskHandle(QObject):
         """Whether cancel was requested."""
         return self.token.cancelled
 
+    def disconnect_all(self) -> None:
+        """Drop every connection (and with them whatever the connected callbacks hold)."""
+        for name, method in _handle_signals():
+            if self.isSignalConnected(method):
+                getattr(self, name).disconnect()
+
+    def is_connected(self, name: str) -> bool:
+        """Whether anything is connected to the signal called ``name``."""
+        return any(self.isSignalConnected(m) for n, m in _handle_signals() if n == name)
+
+
+def _handle_signals() -> list[tuple[str, QMetaMethod]]:
+    """(name, meta method) of each signal of :class:`TaskHandle`. Taken from the class's
+    meta-object: ``QMetaMethod.fromSignal`` leaks a reference to the handle on every call."""
+    if not _SIGNALS:
+        meta = TaskHandle.staticMetaObject
+        for index in range(meta.methodOffset(), meta.methodCount()):
+            method = meta.method(index)
+            if method.methodType() == QMetaMethod.MethodType.Signal:
+                _SIGNALS.append((bytes(method.name().data()).decode(), method))
+    return _SIGNALS
+
+
+_SIGNALS: list[tuple[str, QMetaMethod]] = []
+
 
 class _Job(QRunnable):
     def __init__(self, handle: TaskHandle, fn: Callable[[TaskContext], Any]) -> None:
         super().__init__()
-        self.handle = handle
-        self.fn = fn
+        self.handle: TaskHandle | None = handle
+        self.fn: Callable[[TaskContext], Any] | None = fn
         self.setAutoDelete(True)
 
     def run(self) -> None:
-        handle = self.handle
+        handle, fn = self.handle, self.fn
+        self.handle = self.fn = None  # the job's closure must not outlive its run
+        assert handle is not None and fn is not None
         try:
             handle.token.raise_if_cancelled()
-            result = self.fn(TaskContext(handle))
+            result = fn(TaskContext(handle))
+            del fn
             if handle.token.cancelled:
                 raise Cancelled("cancelled")
         except Cancelled:
             handle.cancelled.emit()
         except Exception as exc:  # any job failure is shown to the user, never swallowed
-            log.error("task %r failed:\n%s", handle.title, traceback.format_exc())
-            handle.failed.emit(str(exc) or type(exc).__name__)
+            handle.failure = TaskFailure.from_exception(exc)
+            log.error("task %r failed:\n%s", handle.title, handle.failure.traceback)
+            handle.failed.emit(str(handle.failure))
         else:
             handle.succeeded.emit(result)
+            del result
         finally:
             handle.done.set()
             handle.finished.emit()
+            handle.ended.emit(handle)
 
 
 class TaskRunner(QObject):
-    """Runs jobs on a thread pool and keeps track of them."""
+    """Runs jobs on two thread pools (background, interactive) and keeps track of them."""
 
     busy_changed = Signal(bool)
-    task_failed = Signal(str, str)  # title, message
+    task_failed = Signal(str, str)  # title, "TypeName: message"
 
-    def __init__(self, max_threads: int = 4, parent: QObject | None = None) -> None:
+    def __init__(
+        self,
+        background_threads: int = BACKGROUND_THREADS,
+        interactive_threads: int = INTERACTIVE_THREADS,
+        parent: QObject | None = None,
+    ) -> None:
         super().__init__(parent)
-        self._pool = QThreadPool(self)
-        self._pool.setMaxThreadCount(max_threads)
+        self._pools = {False: QThreadPool(self), True: QThreadPool(self)}
+        self._pools[False].setMaxThreadCount(background_threads)
+        self._pools[True].setMaxThreadCount(interactive_threads)
         self._active: dict[int, TaskHandle] = {}
+        self._stopped = False
 
     def submit(
         self,
@@ -114,6 +192,7 @@ class TaskRunner(QObject):
         fn: Callable[[TaskContext], Any],
         *,
         key: str | None = None,
+        interactive: bool = False,
         on_result: Callable[[Any], None] | None = None,
         on_item: Callable[[Any], None] | None = None,
         on_progress: Callable[[float, str], None] | None = None,
@@ -126,32 +205,39 @@ class TaskRunner(QObject):
             title: What the job does, for messages.
             fn: The job; receives a :class:`TaskContext`.
             key: Jobs sharing a key replace each other: the older one is cancelled.
+            interactive: Something the user waits for (a model load, a preview, a CAM): it
+                runs on threads that background jobs (batches, training, exports) never take.
             on_result, on_item, on_progress, on_error, on_finished: UI-thread callbacks.
-                Without ``on_error`` a failure goes to :attr:`task_failed`.
+                ``on_error`` receives "TypeName: message"; without it a failure goes to
+                :attr:`task_failed`.
         """
         if key is not None:
-            for other in self._active.values():
-                if other.key == key:
-                    other.cancel()
-        handle = TaskHandle(title, key)
+            self.cancel_key(key)
+        handle = TaskHandle(title, key, interactive)
+        if self._stopped:
+            handle.cancel()  # runs at once as cancelled: its callbacks still learn it ended
         if on_result:
             handle.succeeded.connect(on_result)
         if on_item:
             handle.item.connect(on_item)
         if on_progress:
             handle.progressed.connect(on_progress)
-        handle.failed.connect(on_error or (lambda message: self.task_failed.emit(title, message)))
+        if on_error:
+            handle.failed.connect(on_error)
         if on_finished:
             handle.finished.connect(on_finished)
-        handle.finished.connect(lambda: self._forget(handle))
+        handle.ended.connect(self._forget)
         was_busy = bool(self._active)
         self._active[id(handle)] = handle
-        self._pool.start(_Job(handle, fn))
+        self._pools[interactive].start(_Job(handle, fn))
         if not was_busy:
             self.busy_changed.emit(True)
         return handle
 
     def _forget(self, handle: TaskHandle) -> None:
+        if handle.failure is not None and not handle.is_connected("failed"):
+            self.task_failed.emit(handle.title, str(handle.failure))
+        handle.disconnect_all()
         self._active.pop(id(handle), None)
         if not self._active:
             self.busy_changed.emit(False)
@@ -161,18 +247,33 @@ class TaskRunner(QObject):
         """Jobs submitted and not yet finished."""
         return list(self._active.values())
 
+    def cancel_key(self, key: str) -> None:
+        """Ask every running job submitted with ``key`` to stop."""
+        for handle in self._active.values():
+            if handle.key == key:
+                handle.cancel()
+
     def cancel_all(self) -> None:
         """Ask every running job to stop."""
         for handle in self._active.values():
             handle.cancel()
 
+    def stop(self) -> None:
+        """Cancel every job, and from now on every job submitted (the window is closing)."""
+        self._stopped = True
+        self.cancel_all()
+
     def wait_for_idle(self, timeout_s: float = 30.0) -> bool:
-        """Block until every job's thread is done (for shutdown and tests); True if idle."""
-        finished = self._pool.waitForDone(QDeadlineTimer(int(timeout_s * 1000)))
-        QCoreApplication.processEvents()
-        return finished
+        """Block until every job's thread is done and its signals delivered (for tests and
+        scripts; the window never blocks: it waits for :attr:`busy_changed`). True if idle."""
+        deadline = QDeadlineTimer(int(timeout_s * 1000))
+        while True:
+            finished = all(pool.waitForDone(deadline) for pool in self._pools.values())
+            QCoreApplication.processEvents()
+            if not finished or not self._active or deadline.hasExpired():
+                return finished and not self._active
 
     def shutdown(self, timeout_s: float = 5.0) -> bool:
-        """Cancel everything and wait for the workers to stop."""
-        self.cancel_all()
+        """Stop everything (see :meth:`stop`) and wait for the workers to end."""
+        self.stop()
         return self.wait_for_idle(timeout_s)

@@ -2,22 +2,34 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import itertools
+from dataclasses import dataclass, field
 
 from PySide6.QtCore import QSettings
 
 from cnn_desktop.core.backends import Classifier
 from cnn_desktop.core.bundle import ModelBundle
+from cnn_desktop.core.embeddings import DEFAULT_CACHE_LIMIT_BYTES
 
 MAX_RECENT_MODELS = 8
+MB = 1024**2
+GB = 1024**3
+DAY_S = 24 * 3600
+DEFAULT_EMBEDDING_CACHE_GB = DEFAULT_CACHE_LIMIT_BYTES / GB
+_serials = itertools.count(1)
 
 
 @dataclass(frozen=True)
 class ActiveModel:
-    """The model the window classifies with, on the backend and device actually in use."""
+    """The model the window classifies with, on the backend and device actually in use.
+
+    ``serial`` tells every opened model apart (also the same file opened twice): results
+    carry it, so what an older model computed is never shown as the current one's.
+    """
 
     bundle: ModelBundle
     classifier: Classifier
+    serial: int = field(default_factory=lambda: next(_serials))
 
     def status_text(self) -> str:
         """One line for the status bar."""
@@ -26,6 +38,19 @@ class ActiveModel:
             f"{spec.name} · {spec.num_classes} classes · "
             f"{self.classifier.backend} on {self.classifier.device}"
         )
+
+
+def _limit_setting(key: str, default: float, doc: str) -> property:
+    """A non-negative number kept under ``key`` (anything else reads as ``default``)."""
+
+    def read(settings: Settings) -> float:
+        value = float(settings._get(key, default, float))  # type: ignore[arg-type]
+        return value if value >= 0 else default
+
+    def write(settings: Settings, value: float) -> None:
+        settings.qsettings.setValue(key, float(value))
+
+    return property(read, write, doc=doc)
 
 
 class Settings:
@@ -74,6 +99,18 @@ class Settings:
     @last_folder.setter
     def last_folder(self, value: str) -> None:
         self.qsettings.setValue("paths/last_folder", value)
+
+    pasted_max_mb = _limit_setting(
+        "cache/pasted_max_mb", 500.0, "Pasted images kept (MB, oldest deleted first)."
+    )
+    pasted_max_age_days = _limit_setting(
+        "cache/pasted_max_age_days", 30.0, "Pasted images older than this are deleted."
+    )
+    embedding_cache_max_gb = _limit_setting(
+        "cache/embeddings_max_gb",
+        DEFAULT_EMBEDDING_CACHE_GB,
+        "Size the head-training embedding cache is kept under (least recently used go).",
+    )
 
     @property
     def recent_models(self) -> list[str]:

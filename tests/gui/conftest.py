@@ -37,12 +37,24 @@ def make_window(qtbot, tmp_path: Path, default_bundle) -> Callable[..., MainWind
 
     def make(settings_file: Path | None = None) -> MainWindow:
         win = MainWindow(isolated_settings(settings_file or tmp_path / "settings.ini"))
-        qtbot.addWidget(win)  # closed (and its runner shut down) at the end of the test
+        # At the end of the test: every job stopped and delivered, then the window closed.
+        qtbot.addWidget(win, before_close_func=stop_jobs)
         win.show()
         qtbot.waitUntil(lambda: win.active_model is not None, timeout=LOAD_TIMEOUT_MS)
         return win
 
     return make
+
+
+def stop_jobs(window: MainWindow) -> None:
+    """Stop every job of the window and deliver what they sent (blocking: tests only)."""
+    assert window.runner.shutdown(timeout_s=60), "a job did not stop"
+
+
+def close_window(qtbot, window: MainWindow) -> None:
+    """Close the window as a user would, and wait until it has closed (after its jobs)."""
+    window.close()
+    qtbot.waitUntil(lambda: not window.isVisible(), timeout=LOAD_TIMEOUT_MS)
 
 
 @pytest.fixture

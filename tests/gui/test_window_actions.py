@@ -18,6 +18,7 @@ from tests.gui.conftest import (
     CLASSIFY_TIMEOUT_MS,
     COFFEE,
     LOAD_TIMEOUT_MS,
+    close_window,
     drop,
     entry_named,
     errors,
@@ -108,7 +109,7 @@ def test_top_k_and_backend_persist(qtbot, make_window, photos):
     qtbot.waitUntil(
         lambda: first.active_model.classifier.backend == "torch", timeout=LOAD_TIMEOUT_MS
     )
-    assert first.close()
+    close_window(qtbot, first)
 
     second = make_window()  # the same settings file
     assert second.settings.top_k == 3

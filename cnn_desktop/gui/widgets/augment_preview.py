@@ -183,6 +183,7 @@ class AugmentationChooser(QWidget):
             "Augmentation preview",
             job,
             key="augment-preview",
+            interactive=True,
             on_result=lambda images: self.preview.set_images(images, caption),
             on_error=lambda text: self.preview.clear(f"No preview: {text}"),
         )

@@ -342,6 +342,7 @@ class TrainResultsView(QWidget):
             "Thumbnails",
             load_thumbnails([path for path, _, _ in images]),
             key="train-thumbnails",
+            interactive=True,
             on_item=lambda item: self.cell_images.set_thumbnail(*item),
         )
 

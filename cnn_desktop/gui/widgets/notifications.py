@@ -40,24 +40,29 @@ class NotificationArea(QWidget):
         self._messages: list[tuple[str, str]] = []
         self.setVisible(False)
 
+    def history(self) -> list[str]:
+        """The Details list, oldest first (with the details of each message)."""
+        return [self._history.item(row).text() for row in range(self._history.count())]
+
     @property
     def messages(self) -> list[tuple[str, str]]:
         """Every (level, text) shown since start, oldest first."""
         return list(self._messages)
 
-    def error(self, text: str) -> None:
-        """Show an error."""
-        self._show("error", text)
+    def error(self, text: str, details: str = "") -> None:
+        """Show an error; ``details`` (e.g. a traceback) goes with it into the history."""
+        self._show("error", text, details)
 
     def info(self, text: str) -> None:
         """Show a notice."""
         self._show("info", text)
 
-    def _show(self, level: str, text: str) -> None:
+    def _show(self, level: str, text: str, details: str = "") -> None:
         self._messages.append((level, text))
         del self._messages[:-MAX_KEPT]
         stamp = time.strftime("%H:%M:%S")
-        self._history.addItem(f"{stamp}  {'⚠' if level == 'error' else 'ℹ'}  {text}")
+        line = f"{stamp}  {'⚠' if level == 'error' else 'ℹ'}  {text}"
+        self._history.addItem(f"{line}\n{details.rstrip()}" if details else line)
         while self._history.count() > MAX_KEPT:
             self._history.takeItem(0)
         errors = sum(1 for lvl, _ in self._messages if lvl == "error")
