@@ -36,7 +36,7 @@ def photos(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 @pytest.fixture(scope="session")
 def default_bundle():
     """The built-in model's bundle (built into the test cache on first use)."""
-    from cnn_desktop.core.pretrained import default_model_bundle
+    from cnn_desktop.core.models.pretrained import default_model_bundle
 
     return default_model_bundle()
 
@@ -44,6 +44,6 @@ def default_bundle():
 @pytest.fixture(scope="session")
 def onnx_classifier(default_bundle):
     """The built-in model on ONNX Runtime (CPU)."""
-    from cnn_desktop.core.backends import open_classifier
+    from cnn_desktop.core.inference.backends import open_classifier
 
     return open_classifier(default_bundle, "onnx", "cpu")

@@ -29,11 +29,11 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from cnn_desktop.core.dataset import ScanReport, scan_folder
-from cnn_desktop.core.spec import ModelSpec
-from cnn_desktop.core.splits import make_split
-from cnn_desktop.core.train import DEFAULTS, TrainConfig, TrainEvent, TrainResult
-from cnn_desktop.core.zoo import ARCHITECTURES, SCRATCH_ARCHITECTURES, choose_input
+from cnn_desktop.core.training.dataset import ScanReport, scan_folder
+from cnn_desktop.core.models.spec import ModelSpec
+from cnn_desktop.core.training.splits import make_split
+from cnn_desktop.core.training.run import DEFAULTS, TrainConfig, TrainEvent, TrainResult
+from cnn_desktop.core.models.zoo import ARCHITECTURES, SCRATCH_ARCHITECTURES, choose_input
 from cnn_desktop.gui.runner import TaskHandle, TaskRunner
 from cnn_desktop.gui.state import Settings
 from cnn_desktop.gui.train_outcome import OutputChooser, confirm_unverified, describe_use_button

@@ -110,7 +110,7 @@ def test_file_name_that_is_not_utf8_is_printed_in_every_format(
 
 @pytest.mark.parametrize("fmt", ["table", "json"])
 def test_evaluate_lists_a_file_name_that_is_not_utf8(latin1_named_image: Path, fmt: str) -> None:
-    from cnn_desktop.core.pretrained import cached_bundle_path
+    from cnn_desktop.core.models.pretrained import cached_bundle_path
 
     data = latin1_named_image.parent.parent
     result = run_cli(

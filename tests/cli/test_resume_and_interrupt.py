@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from cnn_desktop.core.bundle import BUNDLE_SUFFIX, load_bundle
+from cnn_desktop.core.models.bundle import BUNDLE_SUFFIX, load_bundle
 from tests.datasets import write_digits_dataset
 from tests.processes import REPO_ROOT, run_python
 

@@ -19,8 +19,8 @@ from pathlib import Path
 
 import pytest
 
-from cnn_desktop.core.bundle import load_bundle
-from cnn_desktop.core.train import checkpoint_path
+from cnn_desktop.core.models.bundle import load_bundle
+from cnn_desktop.core.training.run import checkpoint_path
 from tests.datasets import write_digits_dataset
 
 COMMAND = [sys.executable, "-m", "cnn_desktop", "train"]

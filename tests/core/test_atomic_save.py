@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from cnn_desktop.core import bundle as bundle_module
-from cnn_desktop.core import files
-from cnn_desktop.core.bundle import BundleError, load_bundle
+from cnn_desktop.core.models import bundle as bundle_module
+from cnn_desktop.core.imaging import files
+from cnn_desktop.core.models.bundle import BundleError, load_bundle
 from tests.core import test_spec_bundle
 from tests.core.test_spec_bundle import _leftovers, _save_tiny
 
@@ -27,8 +27,8 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 # and kills itself (SIGKILL: no clean-up runs) right after the first rename.
 KILLED_SAVER = """
 import dataclasses, os, signal, sys
-from cnn_desktop.core import files
-from cnn_desktop.core.bundle import load_bundle, save_bundle
+from cnn_desktop.core.imaging import files
+from cnn_desktop.core.models.bundle import load_bundle, save_bundle
 
 old = load_bundle(sys.argv[1])
 files.exchange_folders = lambda first, second: False

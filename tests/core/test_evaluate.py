@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from cnn_desktop.core.evaluate import Evaluation, compute_metrics, evaluate_folder, evaluate_items
+from cnn_desktop.core.training.evaluate import Evaluation, compute_metrics, evaluate_folder, evaluate_items
 from cnn_desktop.core.tasks import Cancelled, CancelToken
 from tests.datasets import write_photo_dataset
 

@@ -8,14 +8,14 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from cnn_desktop.core.cam import (
+from cnn_desktop.core.explain.cam import (
     CLASSIC_CAM,
     GRAD_CAM,
     OCCLUSION,
     class_activation_map,
     grad_cam,
 )
-from cnn_desktop.core.explain import (
+from cnn_desktop.core.explain.feature_maps import (
     ExplainError,
     OnnxFeatureExtractor,
     channel_order,
@@ -26,7 +26,7 @@ from cnn_desktop.core.explain import (
     onnx_model_summary,
     overlay,
 )
-from cnn_desktop.core.preprocess import load_and_preprocess, preprocess_image
+from cnn_desktop.core.imaging.preprocess import load_and_preprocess, preprocess_image
 
 CATS = ("tabby", "tiger cat", "Egyptian cat")
 MIDDLE_CONV = "blocks.3.0.conv_pw (Conv)"
@@ -39,7 +39,7 @@ def extractor(default_bundle):
 
 @pytest.fixture(scope="module")
 def torch_extractor(default_bundle):
-    from cnn_desktop.core.explain_torch import TorchFeatureExtractor
+    from cnn_desktop.core.explain.feature_maps_torch import TorchFeatureExtractor
 
     return TorchFeatureExtractor(default_bundle)
 
@@ -88,7 +88,7 @@ def test_summary_lists_every_convolution_with_shapes_and_weights(
 
 
 def test_torch_summary_names_convolutions_like_onnx(torch_extractor, extractor):
-    from cnn_desktop.core.explain_torch import torch_model_summary
+    from cnn_desktop.core.explain.feature_maps_torch import torch_model_summary
 
     model = torch_extractor.model
     summary = torch_model_summary(model, (3, 224, 224))
@@ -255,10 +255,10 @@ def _tiny_model():
 
 
 def test_occlusion_is_used_without_a_global_pool(tmp_path):
-    from cnn_desktop.core.bundle import save_bundle
-    from cnn_desktop.core.explain_torch import TorchFeatureExtractor
-    from cnn_desktop.core.export import export_onnx
-    from cnn_desktop.core.spec import ModelSpec
+    from cnn_desktop.core.models.bundle import save_bundle
+    from cnn_desktop.core.explain.feature_maps_torch import TorchFeatureExtractor
+    from cnn_desktop.core.models.export import export_onnx
+    from cnn_desktop.core.models.spec import ModelSpec
 
     model = _tiny_model()
     spec = ModelSpec(name="tiny", architecture="tiny", class_names=("bright", "other"),
@@ -360,8 +360,8 @@ def test_extractor_serves_two_threads_at_once(default_bundle, chelsea, coffee):
 def test_classic_cam_reads_the_classifier_weights_in_every_layout(tmp_path, head):
     from onnx import TensorProto, helper, numpy_helper
 
-    from cnn_desktop.core.bundle import save_bundle
-    from cnn_desktop.core.spec import ModelSpec
+    from cnn_desktop.core.models.bundle import save_bundle
+    from cnn_desktop.core.models.spec import ModelSpec
 
     rng = np.random.default_rng(7)
     weights = rng.normal(size=(4, 3)).astype(np.float32)  # [classes, channels]

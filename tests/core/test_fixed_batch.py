@@ -10,10 +10,10 @@ import onnx
 import pytest
 from onnx import TensorProto, helper
 
-from cnn_desktop.core.backends import open_classifier
-from cnn_desktop.core.bundle import BundleError, load_bundle
-from cnn_desktop.core.evaluate import evaluate_folder
-from cnn_desktop.core.predict import classify_paths, suggested_batch_size
+from cnn_desktop.core.inference.backends import open_classifier
+from cnn_desktop.core.models.bundle import BundleError, load_bundle
+from cnn_desktop.core.training.evaluate import evaluate_folder
+from cnn_desktop.core.inference.predict import classify_paths, suggested_batch_size
 from tests.cli.test_cli import run_cli
 
 
@@ -157,8 +157,8 @@ def test_a_failing_inference_call_gives_its_images_errors_and_the_rest_goes_on(
 
 
 def test_wrong_number_of_output_rows_is_an_error_per_image(images: list[Path]) -> None:
-    from cnn_desktop.core.predict import run_on_paths
-    from cnn_desktop.core.spec import ModelSpec
+    from cnn_desktop.core.inference.predict import run_on_paths
+    from cnn_desktop.core.models.spec import ModelSpec
 
     spec = ModelSpec(name="x", architecture="unknown", class_names=("a", "b"), input_size=(8, 8))
     rows = list(
@@ -232,8 +232,8 @@ def test_cli_classify_reports_a_failing_batch_per_image_and_goes_on(
 
 @pytest.mark.parametrize("batch", [1, 2])
 def test_feature_maps_and_occlusion_cam_honour_a_fixed_batch(tmp_path: Path, batch: int) -> None:
-    from cnn_desktop.core.cam import occlusion_map
-    from cnn_desktop.core.explain import OnnxFeatureExtractor
+    from cnn_desktop.core.explain.cam import occlusion_map
+    from cnn_desktop.core.explain.feature_maps import OnnxFeatureExtractor
 
     bundle = load_bundle(export_fixed_batch_model(tmp_path / "fixed.onnx", batch))
     extractor = OnnxFeatureExtractor(bundle, "cpu")

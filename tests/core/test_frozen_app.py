@@ -14,9 +14,9 @@ import numpy as np
 import pytest
 
 from cnn_desktop import cli
-from cnn_desktop.core import pretrained, sysinfo
-from cnn_desktop.core.pretrained import PretrainedError, writable_folder
-from cnn_desktop.core.train import TrainConfig
+from cnn_desktop.core.models import pretrained, sysinfo
+from cnn_desktop.core.models.pretrained import PretrainedError, writable_folder
+from cnn_desktop.core.training.run import TrainConfig
 from tests.core import test_train
 from tests.core.test_train import run
 
@@ -109,7 +109,7 @@ def test_no_writable_folder_anywhere_is_one_pretrained_error(
 def test_head_training_with_an_unwritable_cache_uses_the_stand_in(
     digits: Path, tmp_path: Path, private_temp: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from cnn_desktop.core import train_head
+    from cnn_desktop.core.training import head as train_head
 
     blocked = tmp_path / "cache-is-a-file"
     blocked.write_text("x")

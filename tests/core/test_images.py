@@ -18,7 +18,7 @@ from hypothesis.extra import numpy as hnp
 from PIL import EpsImagePlugin, Image, ImageFile
 from skimage import data
 
-from cnn_desktop.core.images import (
+from cnn_desktop.core.imaging.loading import (
     ALLOWED_FORMATS,
     IMAGE_EXTENSIONS,
     MAX_PIXELS,
@@ -289,7 +289,7 @@ def test_missing_file(tmp_path: Path) -> None:
 UNREADABLE_PROBE = """
 import json, sys
 from pathlib import Path
-from cnn_desktop.core.images import ImageLoadError, load_image
+from cnn_desktop.core.imaging.loading import ImageLoadError, load_image
 outcome = {}
 for name in sys.argv[1:]:
     try:

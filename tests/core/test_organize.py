@@ -13,7 +13,7 @@ import pytest
 from PIL import Image
 from skimage import data
 
-from cnn_desktop.core.organize import (
+from cnn_desktop.core.inference.results import (
     CSV_COLUMNS,
     SortCancelled,
     parse_top5,
@@ -22,7 +22,7 @@ from cnn_desktop.core.organize import (
     sort_into_class_folders,
     write_results_csv,
 )
-from cnn_desktop.core.predict import ImageResult, Prediction
+from cnn_desktop.core.inference.predict import ImageResult, Prediction
 from cnn_desktop.core.tasks import Cancelled, CancelToken
 
 HOSTILE_LABELS = [
@@ -240,7 +240,7 @@ def test_cancel_midway_leaves_complete_files_only(tmp_path: Path) -> None:
 
 
 def test_empty_batch_and_summary() -> None:
-    from cnn_desktop.core.organize import SortReport
+    from cnn_desktop.core.inference.results import SortReport
 
     assert SortReport().summary() == "No images sorted"
     report = SortReport(copied=[(Path("a.jpg"), Path("out/cat/a.jpg"))])

@@ -11,19 +11,19 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from cnn_desktop.core import pretrained
-from cnn_desktop.core.backends import BackendError, open_classifier
-from cnn_desktop.core.bundle import load_bundle
-from cnn_desktop.core.devices import onnx_providers
-from cnn_desktop.core.predict import classify_paths, top_predictions
-from cnn_desktop.core.preprocess import (
+from cnn_desktop.core.models import pretrained
+from cnn_desktop.core.inference.backends import BackendError, open_classifier
+from cnn_desktop.core.models.bundle import load_bundle
+from cnn_desktop.core.inference.devices import onnx_providers
+from cnn_desktop.core.inference.predict import classify_paths, top_predictions
+from cnn_desktop.core.imaging.preprocess import (
     crop_box,
     fit_image,
     load_and_preprocess,
     preprocess_image,
 )
-from cnn_desktop.core.pretrained import PretrainedError, map_state_dict_keys
-from cnn_desktop.core.spec import ModelSpec
+from cnn_desktop.core.models.pretrained import PretrainedError, map_state_dict_keys
+from cnn_desktop.core.models.spec import ModelSpec
 from cnn_desktop.core.tasks import Cancelled, CancelToken
 
 PARITY_PHOTOS = ("chelsea", "coffee", "rocket", "astronaut")
@@ -46,7 +46,7 @@ def torch_classifier(default_bundle):
 @pytest.fixture(scope="module")
 def block_kinds() -> list[bool]:
     """For each flat block of timm's EfficientNet-Lite0: True for an inverted residual."""
-    from cnn_desktop.core.zoo import build_model
+    from cnn_desktop.core.models.zoo import build_model
 
     model = build_model(pretrained.ARCHITECTURE, num_classes=1000)
     return [hasattr(block, "conv_pwl") for stage in model.blocks for block in stage]
@@ -454,8 +454,8 @@ def no_gpu(monkeypatch: pytest.MonkeyPatch) -> None:
     """This process sees no working GPU, as on a machine without one (also where one is)."""
     import torch
 
-    from cnn_desktop.core.backends import onnx as onnx_backend
-    from cnn_desktop.core.devices import ProviderStatus, onnx_provider_status
+    from cnn_desktop.core.inference.backends import onnx as onnx_backend
+    from cnn_desktop.core.inference.devices import ProviderStatus, onnx_provider_status
 
     def provider_status(name: str) -> ProviderStatus:
         if name == "CUDAExecutionProvider":

@@ -13,11 +13,11 @@ import pytest
 import torch
 from PIL import Image
 
-from cnn_desktop.core import images
-from cnn_desktop.core.augment import augmentation_preview
-from cnn_desktop.core.spec import ModelSpec
-from cnn_desktop.core.train import TrainConfig
-from cnn_desktop.core.warnings_lock import WARNINGS_LOCK
+from cnn_desktop.core.imaging import loading as images
+from cnn_desktop.core.training.augment import augmentation_preview
+from cnn_desktop.core.models.spec import ModelSpec
+from cnn_desktop.core.training.run import TrainConfig
+from cnn_desktop.core.imaging.warnings_lock import WARNINGS_LOCK
 from tests.core import test_train
 from tests.core.test_train import run
 
@@ -109,7 +109,7 @@ def test_onnx_export_changes_warning_filters_only_under_the_shared_lock(
 ) -> None:
     from torch import nn
 
-    from cnn_desktop.core.export import export_onnx
+    from cnn_desktop.core.models.export import export_onnx
 
     filters_before = list(warnings.filters)
     seen: list[tuple[bool, bool]] = []
@@ -135,7 +135,7 @@ def test_image_loading_silences_pillow_under_the_same_lock() -> None:
 
 
 def test_opening_a_model_on_torch_leaves_the_global_random_state_alone(default_bundle) -> None:
-    from cnn_desktop.core.backends import open_classifier
+    from cnn_desktop.core.inference.backends import open_classifier
 
     torch.manual_seed(4)
     before = _global_random_state()

@@ -13,9 +13,9 @@ import onnx
 import pytest
 from onnx import TensorProto, helper
 
-from cnn_desktop.core import bundle as bundle_module
-from cnn_desktop.core.backends import BackendError, open_classifier
-from cnn_desktop.core.bundle import (
+from cnn_desktop.core.models import bundle as bundle_module
+from cnn_desktop.core.inference.backends import BackendError, open_classifier
+from cnn_desktop.core.models.bundle import (
     ONNX_FILE,
     SPEC_FILE,
     WEIGHTS_FILE,
@@ -24,7 +24,7 @@ from cnn_desktop.core.bundle import (
     load_bundle,
     save_bundle,
 )
-from cnn_desktop.core.spec import ONNX_METADATA_KEY, LayerRef, ModelSpec, SpecError
+from cnn_desktop.core.models.spec import ONNX_METADATA_KEY, LayerRef, ModelSpec, SpecError
 
 TINY_SPEC = ModelSpec(
     name="tiny", architecture="unknown", class_names=("a", "b", "c"), input_size=(32, 32)
@@ -40,7 +40,7 @@ def tiny_export() -> tuple[bytes, ModelSpec, dict[str, np.ndarray]]:
     import torch
     from torch import nn
 
-    from cnn_desktop.core.export import export_onnx
+    from cnn_desktop.core.models.export import export_onnx
 
     torch.manual_seed(0)
     model = nn.Sequential(
@@ -256,7 +256,7 @@ def test_export_locates_layers_of_a_nested_model() -> None:
     import torch
     from torch import nn
 
-    from cnn_desktop.core.export import export_onnx
+    from cnn_desktop.core.models.export import export_onnx
 
     class Net(nn.Module):
         def __init__(self) -> None:

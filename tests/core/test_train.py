@@ -9,13 +9,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from cnn_desktop.core.augment import AugmentationError
-from cnn_desktop.core.backends import open_classifier
-from cnn_desktop.core.bundle import load_bundle
-from cnn_desktop.core.dataset import DatasetError
-from cnn_desktop.core.evaluate import evaluate_folder
+from cnn_desktop.core.training.augment import AugmentationError
+from cnn_desktop.core.inference.backends import open_classifier
+from cnn_desktop.core.models.bundle import load_bundle
+from cnn_desktop.core.training.dataset import DatasetError
+from cnn_desktop.core.training.evaluate import evaluate_folder
 from cnn_desktop.core.tasks import Cancelled, CancelToken
-from cnn_desktop.core.train import TrainConfig, TrainError, checkpoint_path, train
+from cnn_desktop.core.training.run import TrainConfig, TrainError, checkpoint_path, train
 from tests.core.loss_recorder import record_losses, training_loss
 from tests.datasets import write_digits_dataset, write_junk, write_photo_dataset
 
@@ -65,7 +65,7 @@ def test_scratch_lenet_on_digits_learns_and_exports_a_verified_model(digits, tmp
 def test_head_mode_on_photos_is_accurate_and_caches_the_embeddings(
     photos, tmp_path, monkeypatch
 ) -> None:
-    from cnn_desktop.core import train_head
+    from cnn_desktop.core.training import head as train_head
 
     monkeypatch.setattr(train_head, "cache_dir", lambda: tmp_path / "cache")  # a cold cache
     events, last = run(photos, tmp_path / "head", TrainConfig(mode="head", epochs=30))
@@ -98,7 +98,7 @@ def test_full_mode_fine_tunes_every_layer(photos, tmp_path) -> None:
     # layer would keep them exactly), and the new two-class head was trained.
     from safetensors.numpy import load_file
 
-    from cnn_desktop.core.pretrained import load_pretrained_model
+    from cnn_desktop.core.models.pretrained import load_pretrained_model
 
     pretrained = load_pretrained_model()
     before = {name: p.detach().numpy() for name, p in pretrained.named_parameters()}

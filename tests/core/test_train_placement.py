@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from cnn_desktop.core import train_output
-from cnn_desktop.core.bundle import load_bundle
-from cnn_desktop.core.train import TrainConfig, check_output, free_bundle_path, train
+from cnn_desktop.core.training import output as train_output
+from cnn_desktop.core.models.bundle import load_bundle
+from cnn_desktop.core.training.run import TrainConfig, check_output, free_bundle_path, train
 from tests.cli.test_train_output import tree_digest
 from tests.datasets import write_digits_dataset
 

@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 from PySide6.QtCore import Qt
 
-from cnn_desktop.core.predict import Prediction
+from cnn_desktop.core.inference.predict import Prediction
 from cnn_desktop.gui.batch_panel import CONFIDENCE, FILE, LABEL, BatchPanel
 from cnn_desktop.gui.results_model import ResultsModel
 from cnn_desktop.gui.runner import TaskRunner

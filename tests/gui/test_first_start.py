@@ -10,7 +10,7 @@ from pathlib import Path
 
 from PIL import Image
 
-from cnn_desktop.core.bundle import load_bundle
+from cnn_desktop.core.models.bundle import load_bundle
 from tests.processes import run_python
 
 CATS = {"tabby", "tiger cat", "Egyptian cat"}

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from PySide6.QtCore import Qt
 
-from cnn_desktop.core.predict import Prediction
+from cnn_desktop.core.inference.predict import Prediction
 from cnn_desktop.gui.gallery_filter import GalleryFilterBar, GalleryFilterModel
 from cnn_desktop.gui.results_model import EntryRole, ImageEntry, ResultsModel
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from PySide6.QtWidgets import QApplication
 
-from cnn_desktop.core.bundle import ModelBundle
+from cnn_desktop.core.models.bundle import ModelBundle
 from cnn_desktop.gui import main_window as main_window_module
 from cnn_desktop.gui.main_window import MainWindow
 from tests.gui.conftest import (
@@ -29,7 +29,7 @@ DIGITS = {"0", "1"}
 @pytest.fixture(scope="module")
 def digits_bundle(tmp_path_factory: pytest.TempPathFactory) -> ModelBundle:
     """A small model of our own (LeNet-5 on the digits 0 and 1) to switch to."""
-    from cnn_desktop.core.train import TrainConfig, train
+    from cnn_desktop.core.training.run import TrainConfig, train
     from tests.datasets import write_digits_dataset
 
     folder = tmp_path_factory.mktemp("digits-model")
@@ -109,7 +109,7 @@ def test_open_recent_lists_opened_models_and_opens_the_one_chosen(
 
 
 def cuda_works() -> bool:
-    from cnn_desktop.core.devices import onnx_provider_status
+    from cnn_desktop.core.inference.devices import onnx_provider_status
 
     return onnx_provider_status("CUDAExecutionProvider").working
 

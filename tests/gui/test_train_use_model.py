@@ -12,9 +12,9 @@ import pytest
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QMessageBox
 
-from cnn_desktop.core import train_output
-from cnn_desktop.core.bundle import load_bundle
-from cnn_desktop.core.train import TrainConfig, train
+from cnn_desktop.core.training import output as train_output
+from cnn_desktop.core.models.bundle import load_bundle
+from cnn_desktop.core.training.run import TrainConfig, train
 from cnn_desktop.gui.runner import TaskRunner
 from cnn_desktop.gui.train_panel import TrainPanel
 from tests.cli.test_train_output import tree_digest

@@ -1,0 +1,151 @@
+"""``cnn-desktop train`` and ``cnn-desktop evaluate``: argument handling and output only."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import signal
+import sys
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+
+def _fail(message: str, code: int) -> int:
+    print(f"cnn-desktop: error: {message}", file=sys.stderr)
+    return code
+
+
+def run_train(args: argparse.Namespace) -> int:
+    """Train, printing the scan report, a progress bar and one line per epoch."""
+    from cnn_desktop.core.training.augment import AugmentationError, parse_augmentations
+    from cnn_desktop.core.models.bundle import BundleError
+    from cnn_desktop.core.training.dataset import DatasetError
+    from cnn_desktop.core.tasks import Cancelled, CancelToken
+    from cnn_desktop.core.training.run import TrainConfig, TrainError, train
+
+    try:
+        config = TrainConfig(
+            mode=args.mode,
+            arch=args.arch,
+            epochs=args.epochs,
+            batch_size=args.batch_size,
+            lr=args.lr,
+            val_split=args.val_split,
+            img_size=args.img_size,
+            augment=parse_augmentations(args.augment) if args.augment is not None else None,
+            seed=args.seed,
+            device=args.device,
+            balance=args.balance,
+            resume=args.resume,
+        ).resolved()
+    except (TrainError, AugmentationError) as exc:
+        return _fail(str(exc), EXIT_USAGE)
+    cancel = CancelToken()
+
+    def on_interrupt(_signum: int, _frame: object) -> None:
+        if cancel.cancelled:
+            raise KeyboardInterrupt
+        print("\nStopping after this step; the best model so far is kept…", file=sys.stderr)
+        cancel.cancel()
+
+    previous = signal.signal(signal.SIGINT, on_interrupt)
+    bar, last = None, None
+    try:
+        # Run the generator to its end: a finished run removes its resume checkpoint after
+        # its last event.
+        for event in train(args.data_dir, args.out, config, cancel=cancel):
+            bar = _show(event, bar, args.quiet)
+            if event.kind in ("done", "cancelled"):
+                last = event
+    except (TrainError, DatasetError) as exc:
+        return _fail(str(exc), EXIT_USAGE)
+    except BundleError as exc:
+        return _fail(str(exc), EXIT_FAILED)
+    except OSError as exc:  # e.g. the disk filled up while writing the resume checkpoint
+        where = f"{exc.filename}: " if exc.filename else ""
+        return _fail(f"{where}{exc.strerror or exc}", EXIT_FAILED)
+    except (Cancelled, KeyboardInterrupt):
+        return _fail("interrupted before the first epoch finished; nothing saved", EXIT_INTERRUPTED)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        if bar is not None:
+            bar.close()
+    if last is None:
+        return _fail("training ended without a result", EXIT_FAILED)
+    return _report_result(last)
+
+
+def _report_result(event) -> int:
+    """Print the verdict, where the model went, the accuracy and (stdout) the model's path."""
+    from cnn_desktop.core.training.run import checkpoint_path
+
+    result = event.result
+    print(event.message, file=sys.stderr)
+    if result.cancelled and checkpoint_path(result.target).exists():
+        print(
+            f"Continue this run with: --out {result.target} --resume (the other options as now)",
+            file=sys.stderr,
+        )
+    evaluation = result.metrics.get("evaluation", {})
+    if "accuracy" in evaluation:
+        print(f"{result.metrics['evaluation_set']} accuracy: {evaluation['accuracy']:.1%}")
+    print(str(result.bundle.path))
+    if not result.export_verified:
+        return _fail("the ONNX export does not match the PyTorch model", EXIT_FAILED)
+    return EXIT_INTERRUPTED if event.kind == "cancelled" else EXIT_OK
+
+
+def _show(event, bar, quiet: bool):
+    if event.kind == "scan":
+        print(event.message, file=sys.stderr)
+        return bar
+    if event.kind in ("step", "embed", "epoch") and not quiet:
+        if bar is None:
+            from tqdm import tqdm
+
+            bar = tqdm(
+                total=1000, file=sys.stderr, desc="Training", bar_format="{l_bar}{bar}| {postfix}"
+            )
+        bar.n = round(event.fraction * 1000)
+        if event.kind == "embed":
+            bar.set_description("Embedding")
+            bar.set_postfix_str(event.message)
+        else:
+            bar.set_description(f"Epoch {event.epoch}/{event.epochs}")
+            eta = f", {event.eta_s:.0f} s left" if not math.isnan(event.eta_s) else ""
+            bar.set_postfix_str(f"loss {event.loss:.3f}, {event.images_per_s:.0f} img/s{eta}")
+        bar.refresh()
+    if event.kind == "epoch":
+        line = (
+            f"epoch {event.epoch}/{event.epochs}: loss {event.loss:.4f} acc {event.accuracy:.1%}"
+            f" | val loss {event.val_loss:.4f} val acc {event.val_accuracy:.1%}"
+            + (f" ({event.message})" if event.message else "")
+        )
+        if bar is not None:
+            bar.write(line, file=sys.stderr)
+        else:
+            print(line, file=sys.stderr)
+    elif event.kind in ("export", "checkpoint") and event.message:
+        (bar.write if bar is not None else print)(event.message, file=sys.stderr)
+    return bar
+
+
+def run_evaluate(args: argparse.Namespace) -> int:
+    """Evaluate a model on a labelled folder; JSON is one object."""
+    from cnn_desktop.core.inference.backends import BackendError, open_classifier
+    from cnn_desktop.core.models.bundle import BundleError, load_bundle
+    from cnn_desktop.core.training.dataset import DatasetError
+    from cnn_desktop.core.training.evaluate import evaluate_folder
+
+    try:
+        bundle = load_bundle(args.model)
+        classifier = open_classifier(bundle, args.backend, args.device)
+        evaluation = evaluate_folder(classifier, args.data_dir)
+    except (BundleError, BackendError, DatasetError) as exc:
+        return _fail(str(exc), EXIT_USAGE)
+    if args.format == "json":
+        print(json.dumps(evaluation.to_dict(), ensure_ascii=False))
+    else:
+        print(evaluation.table())
+    return EXIT_FAILED if evaluation.errors else EXIT_OK

@@ -1,0 +1,319 @@
+"""Safe image loading: a formats allow-list, size limits, EXIF rotation and every mode to RGB.
+
+Everything that reads a user's image goes through :func:`load_image`, so one bad file gives an
+:class:`ImageLoadError` with a one-line reason and nothing else breaks. Only the Pillow plugins
+in :data:`ALLOWED_FORMATS` are ever asked to identify a file (the EPS plugin would run
+Ghostscript), and the pixel count in the header is checked before any pixel is decoded.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import stat
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import IO, TypeVar
+
+import numpy as np
+from PIL import (  # noqa: F401  (importing a plugin registers it with Pillow)
+    BmpImagePlugin,
+    GifImagePlugin,
+    IcoImagePlugin,
+    Image,
+    ImageFile,
+    ImageOps,
+    JpegImagePlugin,
+    MpoImagePlugin,
+    PngImagePlugin,
+    PpmImagePlugin,
+    TiffImagePlugin,
+    WebPImagePlugin,
+)
+
+from cnn_desktop.core.imaging.warnings_lock import ignoring_warnings
+
+ALLOWED_FORMATS: frozenset[str] = frozenset(
+    {"JPEG", "MPO", "PNG", "GIF", "BMP", "TIFF", "WEBP", "PPM", "ICO"}
+)
+"""Pillow format names :func:`load_image` reads (PPM covers PBM, PGM and PNM)."""
+
+IMAGE_EXTENSIONS: frozenset[str] = frozenset(
+    {".jpg", ".jpeg", ".jpe", ".jfif", ".mpo", ".png", ".gif", ".bmp", ".tif", ".tiff", ".webp"}
+    | {".ppm", ".pgm", ".pbm", ".pnm", ".ico"}
+)
+"""Lower-case file suffixes treated as images when scanning folders."""
+
+MAX_PIXELS: int = 120_000_000
+"""Default limit on width × height, checked from the header before decoding."""
+
+_NOT_AN_IMAGE = "not an image file (or a format cnn-desktop does not read)"
+_CORRUPT = "image is truncated or corrupt"
+# Formats people meet that we refuse, recognised by their first bytes: (offset, magic, name).
+_REFUSED_SIGNATURES = (
+    (0, b"%!PS", "EPS"),
+    (0, b"\xc5\xd0\xd3\xc6", "EPS"),
+    (0, b"%PDF", "PDF"),
+    (0, b"8BPS", "PSD"),
+    (4, b"ftypheic", "HEIC"),
+    (4, b"ftypheix", "HEIC"),
+    (4, b"ftypmif1", "HEIF"),
+    (4, b"ftypavif", "AVIF"),
+    (0, b"\x00\x00\x00\x0cjP  \r\n\x87\n", "JPEG 2000"),
+    (0, b"\xff\x4f\xff\x51", "JPEG 2000"),
+    (0, b"\xff\x0a", "JPEG XL"),
+    (0, b"\x00\x00\x00\x0cJXL \r\n\x87\n", "JPEG XL"),
+)
+T = TypeVar("T")
+
+
+class ImageLoadError(Exception):
+    """One file could not be loaded; ``str(err)`` is a one-line reason for the user."""
+
+
+def load_image(
+    path: str | os.PathLike, *, min_side: int | None = None, max_pixels: int = MAX_PIXELS
+) -> Image.Image:
+    """Load an image file as a fully decoded 8-bit RGB image.
+
+    EXIF orientation is applied; transparency is composited on white; 16- and 32-bit images
+    are scaled to 8 bits (16-bit data as ``value / 257``); animations and multi-page files
+    give their first frame. The file is closed before returning.
+
+    Args:
+        path: The image file.
+        min_side: If given, a JPEG may be decoded at 1/2, 1/4 or 1/8 scale (much faster) as
+            long as its shorter side stays at least ``min_side`` pixels.
+        max_pixels: Refuse images whose header claims more than this many pixels.
+
+    Returns:
+        A loaded ``RGB`` image that does not depend on the file.
+
+    Raises:
+        ImageLoadError: The file is missing, unreadable, not an image, in a refused format,
+            too large, truncated or corrupt.
+    """
+    path = Path(path)
+    try:
+        info = path.stat()
+    except OSError as exc:
+        raise ImageLoadError(_describe_os_error(exc)) from exc
+    if stat.S_ISDIR(info.st_mode):
+        raise ImageLoadError("is a directory")
+    if not stat.S_ISREG(info.st_mode):
+        raise ImageLoadError("not a regular file")
+    if info.st_size == 0:
+        raise ImageLoadError("file is empty")
+    try:
+        with open(path, "rb") as fp:
+            im = _identify(fp, path)
+            width, height = im.size
+            if width <= 0 or height <= 0:
+                raise ImageLoadError(_CORRUPT)
+            if width * height > max_pixels:
+                raise ImageLoadError(
+                    f"image is {width}×{height} = {width * height:,} pixels, "
+                    f"over the limit of {max_pixels:,}"
+                )
+            if min_side is not None and min_side > 0 and im.format in ("JPEG", "MPO"):
+                im.draft("RGB", (min_side, min_side))
+            try:
+                pillow_limit = Image.MAX_IMAGE_PIXELS
+                if pillow_limit is not None and width * height > pillow_limit:
+                    _quietly(im.load)
+                else:
+                    im.load()
+            except Image.DecompressionBombError as exc:
+                raise ImageLoadError(f"image is too large to decode safely ({exc})") from exc
+            except MemoryError:
+                raise
+            except Exception as exc:  # Pillow raises many types on damaged data.
+                raise ImageLoadError(_CORRUPT) from exc
+            # A damaged EXIF block should not make readable pixels unreadable.
+            with contextlib.suppress(Exception):
+                ImageOps.exif_transpose(im, in_place=True)
+            return _to_rgb(im)
+    except MemoryError as exc:
+        raise ImageLoadError("not enough memory to decode the image") from exc
+    except OSError as exc:
+        raise ImageLoadError(_describe_os_error(exc)) from exc
+
+
+def _identify(fp: IO[bytes], path: Path) -> ImageFile.ImageFile:
+    """Open ``fp`` with the first allowed Pillow plugin that accepts it (header only)."""
+    prefix = fp.read(16)
+    accepted = False
+    for fmt in [f for f in Image.ID if f in ALLOWED_FORMATS]:
+        factory, accept = Image.OPEN[fmt]
+        verdict = accept(prefix) if accept else True
+        if not verdict or isinstance(verdict, str):  # A str means "this format, no support".
+            continue
+        accepted = True
+        fp.seek(0)
+        try:
+            im = _quietly(factory, fp, os.fspath(path))
+        except Image.DecompressionBombError as exc:
+            raise ImageLoadError(f"image is too large to decode safely ({exc})") from exc
+        except (SyntaxError, IndexError, TypeError, ValueError, EOFError, OSError):
+            continue
+        if im.format in ALLOWED_FORMATS:
+            return im
+        raise ImageLoadError(f"unsupported image format {im.format}")
+    if accepted:
+        raise ImageLoadError(_CORRUPT)
+    fp.seek(0)
+    head = fp.read(512)
+    for offset, magic, name in _REFUSED_SIGNATURES:
+        if head[offset : offset + len(magic)] == magic:
+            raise ImageLoadError(f"unsupported image format {name}")
+    if b"<svg" in head:
+        raise ImageLoadError("unsupported image format SVG")
+    raise ImageLoadError(_NOT_AN_IMAGE)
+
+
+def _quietly(func: Callable[..., T], *args: object) -> T:
+    """Call ``func`` with Pillow's DecompressionBombWarning silenced (we check sizes ourselves)."""
+    with ignoring_warnings(Image.DecompressionBombWarning):
+        return func(*args)
+
+
+def _to_rgb(im: Image.Image) -> Image.Image:
+    """Convert a loaded image of any Pillow mode to 8-bit RGB (RGB images are kept as is)."""
+    mode = im.mode
+    if mode == "RGB" and "transparency" not in im.info:
+        return im
+    if mode in ("I", "F") or mode.startswith("I;16"):
+        return Image.fromarray(_to_uint8(im), "L").convert("RGB")
+    if mode == "La":
+        im, mode = im.convert("LA"), "LA"
+    has_alpha = (
+        mode in ("RGBA", "LA", "PA", "RGBa")
+        or "transparency" in im.info
+        or (mode == "P" and im.palette is not None and im.palette.mode == "RGBA")
+    )
+    try:
+        if has_alpha:
+            rgba = im.convert("RGBA")
+            white = Image.new("RGBA", im.size, (255, 255, 255, 255))
+            return Image.alpha_composite(white, rgba).convert("RGB")
+        return im.convert("RGB")
+    except ValueError as exc:
+        raise ImageLoadError(f"unsupported image mode {mode}") from exc
+
+
+def _to_uint8(im: Image.Image) -> np.ndarray:
+    """Scale a 16-bit, 32-bit integer or float single-channel image to uint8."""
+    data = np.asarray(im)
+    if im.mode == "F":
+        values = np.nan_to_num(data.astype(np.float64), nan=0.0, posinf=255.0, neginf=0.0)
+        if values.size and values.min() >= 0.0 and values.max() <= 1.0:
+            values = values * 255.0  # Floats in [0, 1] are normalised intensities.
+        out = np.clip(np.rint(values), 0, 255).astype(np.uint8)
+    else:
+        values = data.astype(np.int64)
+        low, high = (int(values.min()), int(values.max())) if values.size else (0, 0)
+        if low >= 0 and high <= 65535:
+            out = ((values * 2 + 257) // 514).astype(np.uint8)  # round(value / 257)
+        else:  # Beyond 16 bits: stretch the range actually used.
+            out = ((values - low) * 255 // max(high - low, 1)).astype(np.uint8)
+    transparent = im.info.get("transparency")
+    if isinstance(transparent, int) and im.mode != "F":
+        out[data == transparent] = 255  # Transparent pixels show the white background.
+    return out
+
+
+def _describe_os_error(exc: OSError) -> str:
+    """A short message for an OS error on one file."""
+    if isinstance(exc, FileNotFoundError):
+        return "file not found"
+    if isinstance(exc, IsADirectoryError):
+        return "is a directory"
+    if isinstance(exc, PermissionError):
+        return "permission denied"
+    if exc.errno == errno.ELOOP:
+        return "symbolic link loop"
+    return f"cannot read file ({(exc.strerror or str(exc)).lower()})"
+
+
+def is_image_path(path: Path) -> bool:
+    """Whether a file name looks like an image: an image suffix and not hidden.
+
+    Args:
+        path: The file path (only its name is looked at).
+
+    Returns:
+        True for names such as ``cat.JPG``; False for ``notes.txt`` or ``.cat.jpg``.
+    """
+    return not path.name.startswith(".") and path.suffix.lower() in IMAGE_EXTENSIONS
+
+
+def collect_image_paths(
+    inputs: Iterable[str | os.PathLike],
+) -> tuple[list[Path], list[tuple[Path, str]]]:
+    """Expand files and folders into the image files to classify.
+
+    Folders are walked recursively in a deterministic order (each folder's images by name,
+    then its sub-folders by name). Hidden files and folders are skipped, only image suffixes
+    are kept, and a folder named like an image (``x.jpg/``) is walked, never returned.
+    Symbolic links to folders are followed after the real folders, each folder at most once
+    (no loops). A path given
+    explicitly as a file is always returned; :func:`load_image` judges its content. A path
+    is returned once even if it is reached twice.
+
+    Args:
+        inputs: Files and folders, as given by the user.
+
+    Returns:
+        ``(image_paths, problems)``, where ``problems`` lists ``(path, reason)`` for inputs
+        that do not exist and folders that cannot be read.
+    """
+    images: list[Path] = []
+    problems: list[tuple[Path, str]] = []
+    seen_files: set[str] = set()
+    seen_folders: set[tuple[int, int]] = set()
+
+    def add(file: Path) -> None:
+        key = os.path.normcase(os.path.abspath(file))
+        if key not in seen_files:
+            seen_files.add(key)
+            images.append(file)
+
+    for given in inputs:
+        root = Path(given)
+        if not root.is_dir():
+            if root.exists():
+                add(root)
+            else:
+                problems.append((root, "file not found"))
+            continue
+        # Real folders first, then symbolic links to folders, so files keep their real paths.
+        stack: list[Path] = [root]
+        linked: list[Path] = []
+        while stack or linked:
+            folder = stack.pop() if stack else linked.pop(0)
+            try:
+                folder_stat = folder.stat()
+                identity = (folder_stat.st_dev, folder_stat.st_ino)
+                if identity in seen_folders:
+                    continue
+                seen_folders.add(identity)
+                entries = sorted(os.scandir(folder), key=lambda e: (e.name.casefold(), e.name))
+            except OSError as exc:
+                problems.append((folder, _describe_os_error(exc)))
+                continue
+            subfolders = []
+            for entry in entries:
+                if entry.name.startswith("."):
+                    continue
+                try:
+                    is_dir = entry.is_dir()  # Follows symbolic links.
+                    is_file = not is_dir and entry.is_file()
+                except OSError:
+                    continue
+                if is_dir:
+                    (linked if entry.is_symlink() else subfolders).append(Path(entry.path))
+                elif is_file and is_image_path(Path(entry.name)):
+                    add(Path(entry.path))
+            stack.extend(reversed(subfolders))
+    return images, problems

@@ -1,0 +1,379 @@
+"""Model bundles: ``NAME.cnnmodel/`` folders holding ``model.onnx``, ``model.json`` and
+``weights.safetensors``, and lone self-describing ``.onnx`` files.
+
+Saves are atomic: the bundle is written complete in a hidden sibling folder, then swapped in
+(:func:`cnn_desktop.core.imaging.files.replace_folder`), so at every instant the name holds the old or
+the new bundle; a previous copy left by a crash mid-swap is restored by the next load. Loads
+validate everything a hostile or broken file could get wrong, and each failure is one
+:class:`BundleError` with a clear message. Torch weights are only ever read through
+safetensors, so a model file cannot run code.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnx
+
+from cnn_desktop.core.imaging.files import (
+    SAVING_TAG,
+    folder_lock,
+    new_sibling_folder,
+    read_unchanging_folder,
+    recover_interrupted_replace,
+    replace_folder,
+    tidy_interrupted_replace,
+)
+from cnn_desktop.core.models.spec import ONNX_METADATA_KEY, ModelSpec, SpecError
+
+BUNDLE_SUFFIX = ".cnnmodel"
+ONNX_FILE = "model.onnx"
+SPEC_FILE = "model.json"
+WEIGHTS_FILE = "weights.safetensors"
+MAX_ONNX_BYTES = 2 * 1024**3
+
+
+class BundleError(ValueError):
+    """A model bundle or ONNX file cannot be used; the message says why."""
+
+
+@dataclass(frozen=True)
+class ModelBundle:
+    """A model on disk.
+
+    Attributes:
+        path: The bundle folder, or the lone ``.onnx`` file.
+        spec: The validated model spec.
+        onnx_path: The ONNX graph.
+        weights_path: The safetensors weights for further training, when present.
+        batch_size: The batch size the graph was exported with when it is fixed (a foreign
+            model exported with input ``[1, 3, H, W]``), None when the batch is dynamic.
+    """
+
+    path: Path
+    spec: ModelSpec
+    onnx_path: Path
+    weights_path: Path | None
+    batch_size: int | None = None
+
+    @property
+    def name(self) -> str:
+        """The model's display name."""
+        return self.spec.name
+
+    def read_json(self, file_name: str) -> Any:
+        """Read an extra JSON file of the bundle (``history.json``, ``metrics.json``), or None."""
+        if self.path.is_file():
+            return None
+        candidate = self.path / file_name
+        if not candidate.is_file():
+            return None
+        try:
+            return json.loads(candidate.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise BundleError(
+                f"{candidate.name} in {self.path.name} is unreadable: {exc}"
+            ) from None
+
+
+def embed_spec(model: onnx.ModelProto, spec: ModelSpec) -> onnx.ModelProto:
+    """Write the spec into the ONNX model's metadata (replacing any earlier one)."""
+    kept = [p for p in model.metadata_props if p.key != ONNX_METADATA_KEY]
+    del model.metadata_props[:]
+    model.metadata_props.extend(kept)
+    entry = model.metadata_props.add()
+    entry.key = ONNX_METADATA_KEY
+    entry.value = json.dumps(spec.to_dict(), ensure_ascii=False)
+    return model
+
+
+def save_bundle(
+    path: str | os.PathLike[str],
+    spec: ModelSpec,
+    onnx_model: onnx.ModelProto | bytes,
+    weights: Mapping[str, np.ndarray] | None = None,
+    extra_json: Mapping[str, Any] | None = None,
+) -> ModelBundle:
+    """Write a bundle atomically and return it, validated.
+
+    Args:
+        path: Target folder; ``.cnnmodel`` is appended when missing.
+        spec: The model spec (also embedded in the ONNX metadata).
+        onnx_model: The ONNX graph, as a proto or serialized bytes.
+        weights: Trainable weights as numpy arrays (saved with safetensors), if any.
+        extra_json: Extra JSON files to write, by file name (``history.json`` ...).
+
+    Raises:
+        BundleError: The model could not be written; any previous bundle is left intact.
+    """
+    target = Path(path)
+    if target.suffix != BUNDLE_SUFFIX:
+        target = target.with_name(target.name + BUNDLE_SUFFIX)
+    if target.exists() and not target.is_dir():
+        raise BundleError(f"{target} exists and is not a model bundle folder")
+    proto = onnx.load_from_string(onnx_model) if isinstance(onnx_model, bytes) else onnx_model
+    embed_spec(proto, spec)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with folder_lock(target.parent):
+            tidy_interrupted_replace(target)
+            _write_and_swap(target, spec, proto, weights, extra_json)
+    except OSError as exc:
+        raise BundleError(f"could not save model to {target}: {exc}") from exc
+    return load_bundle(target)
+
+
+def _write_and_swap(
+    target: Path,
+    spec: ModelSpec,
+    proto: onnx.ModelProto,
+    weights: Mapping[str, np.ndarray] | None,
+    extra_json: Mapping[str, Any] | None,
+) -> None:
+    """Write the bundle into a fresh hidden sibling folder, then swap it in for ``target``.
+
+    Folder and files are created like any others (the umask applies; it is never changed).
+    """
+    staging = new_sibling_folder(target, SAVING_TAG)
+    try:
+        _write_file(staging / ONNX_FILE, proto.SerializeToString())
+        _write_file(staging / SPEC_FILE, spec.to_json().encode("utf-8"))
+        if weights is not None:
+            _write_weights(staging / WEIGHTS_FILE, weights)
+        for file_name, content in (extra_json or {}).items():
+            text = json.dumps(content, indent=2, ensure_ascii=False)
+            _write_file(staging / Path(file_name).name, text.encode("utf-8"))
+        replace_folder(staging, target)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+
+
+def _write_weights(path: Path, weights: Mapping[str, np.ndarray]) -> None:
+    from safetensors.numpy import save
+
+    try:
+        contiguous = {k: np.ascontiguousarray(v) for k, v in weights.items()}
+        data = save(contiguous, metadata={"format": "np"})
+    except Exception as exc:  # safetensors raises its own error type
+        raise OSError(f"weights could not be written: {exc}") from exc
+    _write_file(path, data)  # like every file of the bundle (safetensors' own file is 0600)
+
+
+def _write_file(path: Path, data: bytes) -> None:
+    with open(path, "wb") as handle:
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())
+
+
+def load_bundle(path: str | os.PathLike[str]) -> ModelBundle:
+    """Open and validate a ``.cnnmodel`` folder or a lone ``.onnx`` file.
+
+    Raises:
+        BundleError: With one clear message for the first problem found.
+    """
+    source = Path(path)
+    if not source.exists():
+        recovered = recover_interrupted_replace(source)
+        if recovered is None:
+            raise BundleError(f"model not found: {source}")
+        source = recovered
+    if source.is_dir():
+        # Again if a save swaps another bundle in meanwhile: never the files of two saves.
+        return read_unchanging_folder(source, _load_folder, BundleError)
+    if source.suffix.lower() != ".onnx":
+        raise BundleError(
+            f"{source.name} is not a model: open a {BUNDLE_SUFFIX} folder or an .onnx file"
+        )
+    proto = _load_onnx_proto(source)
+    spec = _spec_from_metadata(proto) or infer_spec(proto, source.stem)
+    batch_size = _check_graph(proto, spec, source)
+    return ModelBundle(
+        path=source, spec=spec, onnx_path=source, weights_path=None, batch_size=batch_size
+    )
+
+
+def _load_folder(folder: Path) -> ModelBundle:
+    onnx_path = folder / ONNX_FILE
+    spec_path = folder / SPEC_FILE
+    for required in (onnx_path, spec_path):
+        if not required.is_file():
+            raise BundleError(
+                f"{folder.name} is not a complete model bundle: {required.name} is missing"
+            )
+    try:
+        spec = ModelSpec.from_json(spec_path.read_bytes())
+    except SpecError as exc:
+        raise BundleError(f"{folder.name}/{SPEC_FILE}: {exc}") from None
+    except OSError as exc:
+        raise BundleError(f"{folder.name}/{SPEC_FILE} is unreadable: {exc}") from None
+    proto = _load_onnx_proto(onnx_path)
+    batch_size = _check_graph(proto, spec, onnx_path)
+    weights_path = folder / WEIGHTS_FILE
+    if weights_path.exists():
+        _check_safetensors(weights_path)
+    return ModelBundle(
+        path=folder,
+        spec=spec,
+        onnx_path=onnx_path,
+        weights_path=weights_path if weights_path.exists() else None,
+        batch_size=batch_size,
+    )
+
+
+def _load_onnx_proto(path: Path) -> onnx.ModelProto:
+    try:
+        size = path.stat().st_size
+    except OSError as exc:
+        raise BundleError(f"{path.name} is unreadable: {exc}") from None
+    if size == 0:
+        raise BundleError(f"{path.name} is empty")
+    if size > MAX_ONNX_BYTES:
+        raise BundleError(f"{path.name} is {size / 1e9:.1f} GB, larger than cnn-desktop opens")
+    try:
+        proto = onnx.load(str(path), load_external_data=False)
+    except Exception as exc:  # protobuf raises several unrelated types for garbage
+        raise BundleError(f"{path.name} is not a valid ONNX model ({type(exc).__name__})") from None
+    if not proto.graph.node:
+        raise BundleError(f"{path.name} is not a valid ONNX model (empty graph)")
+    _check_external_data(proto, path.parent)
+    return proto
+
+
+def _check_external_data(proto: onnx.ModelProto, base: Path) -> None:
+    root = base.resolve()
+    for tensor in proto.graph.initializer:
+        if tensor.data_location != onnx.TensorProto.EXTERNAL:
+            continue
+        location = next((e.value for e in tensor.external_data if e.key == "location"), "")
+        resolved = (root / location).resolve()
+        if not location or os.path.isabs(location) or not resolved.is_relative_to(root):
+            raise BundleError(
+                f"ONNX weights point outside the model folder ('{location}'); refusing to load"
+            )
+        if not resolved.is_file():
+            raise BundleError(f"ONNX external weights file '{location}' is missing")
+
+
+def _spec_from_metadata(proto: onnx.ModelProto) -> ModelSpec | None:
+    for prop in proto.metadata_props:
+        if prop.key == ONNX_METADATA_KEY:
+            try:
+                return ModelSpec.from_json(prop.value)
+            except SpecError as exc:
+                raise BundleError(f"the spec inside the ONNX metadata: {exc}") from None
+    return None
+
+
+def _static_dims(value_info: onnx.ValueInfoProto) -> list[int | None]:
+    """Each dimension's size, None where it is symbolic or unknown (0 counts as unknown)."""
+    dims = value_info.type.tensor_type.shape.dim
+    return [d.dim_value if d.HasField("dim_value") and d.dim_value > 0 else None for d in dims]
+
+
+def _fixed_batch(in_dims: list[int | None], out_dims: list[int | None], path: Path) -> int | None:
+    """The graph's fixed batch size, None when dynamic.
+
+    An output declared with a fixed batch under a dynamic input (a sloppy export) is taken
+    at its word: batches of that size are always safe.
+
+    Raises:
+        BundleError: Input and output declare different fixed batch sizes.
+    """
+    batch_in = in_dims[0] if in_dims else None
+    batch_out = out_dims[0] if out_dims else None
+    if batch_in is not None and batch_out is not None and batch_in != batch_out:
+        raise BundleError(
+            f"{path.name} takes batches of {batch_in} images but returns {batch_out} rows"
+        )
+    return batch_in if batch_in is not None else batch_out
+
+
+def infer_spec(proto: onnx.ModelProto, name: str) -> ModelSpec:
+    """Describe an ONNX classifier that carries no cnn-desktop spec, from its graph alone.
+
+    Input must be ``[N, C, H, W]`` with C of 1 or 3 and static H, W; output ``[N, classes]``.
+    Classes are named ``class 0 ...``; ImageNet mean/std are assumed and recorded as a guess.
+
+    Raises:
+        BundleError: The graph is not an image classifier cnn-desktop can drive.
+    """
+    initializers = {t.name for t in proto.graph.initializer}
+    inputs = [i for i in proto.graph.input if i.name not in initializers]
+    if len(inputs) != 1 or len(proto.graph.output) < 1:
+        raise BundleError("this ONNX model is not an image classifier (needs one image input)")
+    in_dims = _static_dims(inputs[0])
+    out_dims = _static_dims(proto.graph.output[0])
+    if len(in_dims) != 4 or in_dims[1] not in (1, 3) or not in_dims[2] or not in_dims[3]:
+        raise BundleError(
+            f"this ONNX model's input has shape {in_dims}; cnn-desktop needs [batch, 1 or 3, H, W]"
+        )
+    if len(out_dims) != 2 or not out_dims[1]:
+        raise BundleError(
+            f"this ONNX model's output has shape {out_dims}; expected [batch, classes]"
+        )
+    channels = int(in_dims[1])
+    last_op = proto.graph.node[-1].op_type
+    return ModelSpec(
+        name=name,
+        architecture="unknown",
+        class_names=tuple(f"class {i}" for i in range(int(out_dims[1]))),
+        input_size=(int(in_dims[2]), int(in_dims[3])),
+        channels=channels,
+        mean=(0.485, 0.456, 0.406)[:channels] if channels == 3 else (0.5,),
+        std=(0.229, 0.224, 0.225)[:channels] if channels == 3 else (0.5,),
+        input_name=inputs[0].name,
+        output_name=proto.graph.output[0].name,
+        output_is_probability=last_op == "Softmax",
+        provenance={"source": "onnx file without cnn-desktop spec", "preprocessing": "guessed"},
+    )
+
+
+def _check_graph(proto: onnx.ModelProto, spec: ModelSpec, path: Path) -> int | None:
+    """Check the graph against its spec; return its fixed batch size (None when dynamic).
+
+    Raises:
+        BundleError: Input or output names, shapes or class count disagree with the spec.
+    """
+    initializers = {t.name for t in proto.graph.initializer}
+    inputs = {i.name: i for i in proto.graph.input if i.name not in initializers}
+    outputs = {o.name: o for o in proto.graph.output}
+    if spec.input_name not in inputs:
+        raise BundleError(f"{path.name} has no input named '{spec.input_name}'")
+    if spec.output_name not in outputs:
+        raise BundleError(f"{path.name} has no output named '{spec.output_name}'")
+    in_dims = _static_dims(inputs[spec.input_name])
+    expected = [spec.channels, *spec.input_size]
+    if len(in_dims) != 4 or any(
+        d is not None and d != e for d, e in zip(in_dims[1:], expected, strict=False)
+    ):
+        raise BundleError(f"{path.name} expects input {in_dims[1:]}, but its spec says {expected}")
+    out_dims = _static_dims(outputs[spec.output_name])
+    if len(out_dims) != 2:
+        raise BundleError(f"{path.name} output has shape {out_dims}; expected [batch, classes]")
+    if out_dims[1] is not None and out_dims[1] != spec.num_classes:
+        raise BundleError(
+            f"{path.name} predicts {out_dims[1]} classes but its spec names {spec.num_classes}"
+        )
+    return _fixed_batch(in_dims, out_dims, path)
+
+
+def _check_safetensors(path: Path) -> None:
+    try:
+        with open(path, "rb") as handle:
+            header_len = int.from_bytes(handle.read(8), "little")
+            if not 2 <= header_len <= 100 * 1024**2:
+                raise ValueError("bad header length")
+            json.loads(handle.read(header_len))
+    except (OSError, ValueError) as exc:
+        raise BundleError(
+            f"{path.parent.name}/{path.name} is not a valid safetensors file: {exc}"
+        ) from None

@@ -1,0 +1,197 @@
+"""ModelSpec: everything needed to use a model besides its weights.
+
+The spec travels as ``model.json`` in a bundle and inside the ONNX ``metadata_props`` under
+:data:`ONNX_METADATA_KEY`, so a lone ``.onnx`` file is self-describing. Preprocessing is
+derived from the spec for every backend.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import jsonschema
+
+FORMAT_VERSION = 1
+ONNX_METADATA_KEY = "cnn_desktop.spec"
+INTERPOLATIONS = ("nearest", "bilinear", "bicubic", "lanczos")
+RESIZE_MODES = ("shorter_side_center_crop", "stretch")
+
+_NUMBER_LIST = {"type": "array", "items": {"type": "number"}, "minItems": 1, "maxItems": 4}
+
+SPEC_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": [
+        "format_version",
+        "name",
+        "architecture",
+        "class_names",
+        "input_size",
+        "channels",
+        "mean",
+        "std",
+    ],
+    "properties": {
+        "format_version": {"type": "integer", "minimum": 1},
+        "name": {"type": "string", "minLength": 1, "maxLength": 200},
+        "architecture": {"type": "string", "minLength": 1, "maxLength": 100},
+        "class_names": {
+            "type": "array",
+            "items": {"type": "string", "maxLength": 500},
+            "minItems": 1,
+            "maxItems": 100_000,
+        },
+        "input_size": {
+            "type": "array",
+            "items": {"type": "integer", "minimum": 8, "maximum": 4096},
+            "minItems": 2,
+            "maxItems": 2,
+        },
+        "channels": {"enum": [1, 3]},
+        "mean": _NUMBER_LIST,
+        "std": {**_NUMBER_LIST, "items": {"type": "number", "exclusiveMinimum": 0}},
+        "interpolation": {"enum": list(INTERPOLATIONS)},
+        "resize_mode": {"enum": list(RESIZE_MODES)},
+        "crop_fraction": {"type": "number", "exclusiveMinimum": 0, "maximum": 1},
+        "input_name": {"type": "string", "minLength": 1},
+        "output_name": {"type": "string", "minLength": 1},
+        "output_is_probability": {"type": "boolean"},
+        "layers": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["name"],
+                "properties": {
+                    "name": {"type": "string"},
+                    "onnx_output": {"type": "string"},
+                },
+            },
+        },
+        "provenance": {"type": "object"},
+    },
+}
+
+
+class SpecError(ValueError):
+    """A model spec is missing, malformed or inconsistent."""
+
+
+@dataclass(frozen=True)
+class LayerRef:
+    """A layer worth visualising: its torch module path and its ONNX output tensor."""
+
+    name: str
+    onnx_output: str = ""
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """How to feed a model and read its output.
+
+    Attributes:
+        name: Human-readable model name.
+        architecture: Name in the architecture registry (``cnn_desktop.core.models.zoo``).
+        class_names: One label per output, in output order.
+        input_size: (height, width) of the network input.
+        channels: 3 for RGB, 1 for grayscale.
+        mean: Per-channel mean subtracted from pixels scaled to [0, 1].
+        std: Per-channel standard deviation pixels are divided by.
+        interpolation: Resampling filter for the resize.
+        resize_mode: ``shorter_side_center_crop`` (resize the shorter side to
+            ``input / crop_fraction`` then centre-crop) or ``stretch`` (resize to the input).
+        crop_fraction: Fraction of the resized image kept by the centre crop.
+        input_name: ONNX input tensor name.
+        output_name: ONNX output tensor name.
+        output_is_probability: Whether the output already sums to one (else softmax is
+            applied to it as logits).
+        layers: Layers worth visualising, earliest first.
+        provenance: Where the model came from (source, training, software versions).
+    """
+
+    name: str
+    architecture: str
+    class_names: tuple[str, ...]
+    input_size: tuple[int, int]
+    channels: int = 3
+    mean: tuple[float, ...] = (0.5, 0.5, 0.5)
+    std: tuple[float, ...] = (0.5, 0.5, 0.5)
+    interpolation: str = "bicubic"
+    resize_mode: str = "shorter_side_center_crop"
+    crop_fraction: float = 0.875
+    input_name: str = "input"
+    output_name: str = "probabilities"
+    output_is_probability: bool = True
+    layers: tuple[LayerRef, ...] = ()
+    provenance: dict[str, Any] = field(default_factory=dict)
+    format_version: int = FORMAT_VERSION
+
+    @property
+    def num_classes(self) -> int:
+        """Number of classes the model predicts."""
+        return len(self.class_names)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The spec as plain JSON-compatible data."""
+        data = asdict(self)
+        data["class_names"] = list(self.class_names)
+        data["input_size"] = list(self.input_size)
+        data["mean"] = list(self.mean)
+        data["std"] = list(self.std)
+        data["layers"] = [asdict(layer) for layer in self.layers]
+        return data
+
+    def to_json(self) -> str:
+        """The spec as a JSON document."""
+        return json.dumps(self.to_dict(), indent=2, ensure_ascii=False)
+
+    @classmethod
+    def from_dict(cls, data: Any) -> ModelSpec:
+        """Validate plain data and build a spec.
+
+        Raises:
+            SpecError: The data does not follow the schema or is inconsistent.
+        """
+        try:
+            jsonschema.validate(data, SPEC_SCHEMA)
+        except jsonschema.ValidationError as exc:
+            where = "/".join(str(p) for p in exc.absolute_path) or "spec"
+            raise SpecError(f"invalid model spec at '{where}': {exc.message}") from None
+        if data["format_version"] > FORMAT_VERSION:
+            raise SpecError(
+                f"model spec format {data['format_version']} is newer than this cnn-desktop "
+                f"reads ({FORMAT_VERSION}); update cnn-desktop"
+            )
+        channels = data["channels"]
+        for key in ("mean", "std"):
+            if not all(math.isfinite(v) for v in data[key]):
+                raise SpecError(f"model spec '{key}' has a value that is not a finite number")
+            if len(data[key]) != channels:
+                raise SpecError(
+                    f"model spec '{key}' has {len(data[key])} values for {channels} channels"
+                )
+        known = set(cls.__dataclass_fields__)
+        kwargs = {k: v for k, v in data.items() if k in known}
+        kwargs["class_names"] = tuple(data["class_names"])
+        kwargs["input_size"] = (int(data["input_size"][0]), int(data["input_size"][1]))
+        kwargs["mean"] = tuple(float(v) for v in data["mean"])
+        kwargs["std"] = tuple(float(v) for v in data["std"])
+        kwargs["layers"] = tuple(
+            LayerRef(name=layer["name"], onnx_output=layer.get("onnx_output", ""))
+            for layer in data.get("layers", [])
+        )
+        return cls(**kwargs)
+
+    @classmethod
+    def from_json(cls, text: str | bytes) -> ModelSpec:
+        """Parse and validate a JSON document.
+
+        Raises:
+            SpecError: The text is not JSON or not a valid spec.
+        """
+        try:
+            data = json.loads(text)
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise SpecError(f"model spec is not valid JSON: {exc}") from None
+        return cls.from_dict(data)

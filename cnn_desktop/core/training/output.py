@@ -1,0 +1,187 @@
+"""The end of a training run: export to ONNX, save the bundle, verify the export against the
+torch model on the validation images, evaluate, and record it all in ``metrics.json``.
+
+A model already at the output path is replaced only by a finished run whose check passed: the
+run's bundle is first saved and checked in a private folder beside it, then saved under its
+final name with the bundle module's atomic save (see :mod:`cnn_desktop.core.training.run`)."""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnx
+import torch
+from torch import nn
+
+from cnn_desktop.core.inference.backends.onnx import OnnxClassifier
+from cnn_desktop.core.models.bundle import ModelBundle, load_bundle, save_bundle
+from cnn_desktop.core.training.dataset import ScanReport
+from cnn_desktop.core.training.evaluate import Evaluation, evaluate_items
+from cnn_desktop.core.models.export import export_onnx
+from cnn_desktop.core.imaging.files import atomic_write
+from cnn_desktop.core.imaging.loading import ImageLoadError
+from cnn_desktop.core.imaging.preprocess import load_and_preprocess
+from cnn_desktop.core.models.spec import ModelSpec
+from cnn_desktop.core.training.splits import Split
+from cnn_desktop.core.training.run import TrainConfig, TrainEvent, TrainResult, kept_bundle_path
+from cnn_desktop.core.models.zoo import visualisable_layers
+
+PARITY_TOLERANCE = 1e-4
+PARITY_MAX_IMAGES = 256
+# Head mode: the frozen backbone is the built-in model, so a class-stratified sample of the
+# validation images is enough to catch a wrong head export, and keeps a warm run in seconds.
+HEAD_PARITY_MAX_IMAGES = 24
+
+
+def stratified_sample(items: Sequence[tuple[Path, int]], limit: int) -> list[tuple[Path, int]]:
+    """Up to ``limit`` items taking classes in turn (deterministic)."""
+    by_class: dict[int, list[tuple[Path, int]]] = {}
+    for item in items:
+        by_class.setdefault(item[1], []).append(item)
+    queues = [list(group) for _, group in sorted(by_class.items())]
+    chosen: list[tuple[Path, int]] = []
+    while len(chosen) < limit and any(queues):
+        for queue in queues:
+            if queue and len(chosen) < limit:
+                chosen.append(queue.pop(0))
+    return chosen
+
+
+def export_check(
+    model: nn.Module,
+    classifier: OnnxClassifier,
+    items: Sequence[tuple[Path, int]],
+    max_images: int = PARITY_MAX_IMAGES,
+) -> dict[str, Any]:
+    """Compare the ONNX export with the torch model on real images.
+
+    Returns:
+        ``images``, ``top1_agreement`` (fraction), ``max_abs_difference`` and ``passed``
+        (100 % top-1 agreement and probabilities within 1e-4).
+    """
+    model = model.cpu().eval()
+    tensors = []
+    for path, _ in stratified_sample(items, max_images):
+        try:
+            tensors.append(load_and_preprocess(path, classifier.spec))
+        except ImageLoadError:
+            continue
+    if not tensors:
+        return {"images": 0, "top1_agreement": None, "max_abs_difference": None, "passed": False}
+    agree, worst = 0, 0.0
+    for start in range(0, len(tensors), 32):
+        batch = np.stack(tensors[start : start + 32])
+        onnx_probs = classifier.predict(batch)
+        with torch.no_grad():
+            torch_probs = model(torch.from_numpy(batch)).float().softmax(-1).numpy()
+        agree += int((onnx_probs.argmax(1) == torch_probs.argmax(1)).sum())
+        worst = max(worst, float(np.abs(onnx_probs - torch_probs).max()))
+    agreement = agree / len(tensors)
+    return {
+        "images": len(tensors),
+        "top1_agreement": agreement,
+        "max_abs_difference": worst,
+        "tolerance": PARITY_TOLERANCE,
+        "passed": agreement == 1.0 and worst <= PARITY_TOLERANCE,
+        "of_validation_images": len(items),
+    }
+
+
+def _write_json_atomically(path: Path, content: Any) -> None:
+    with atomic_write(path, "w", encoding="utf-8") as out:
+        json.dump(content, out, indent=2, ensure_ascii=False)
+
+
+def finish(
+    model: nn.Module,
+    spec: ModelSpec,
+    report: ScanReport,
+    split: Split,
+    out: Path,
+    config: TrainConfig,
+    history: list[dict[str, float]],
+    *,
+    cancelled: bool,
+    training: dict[str, Any],
+    proto: onnx.ModelProto | None = None,
+    evaluation: Evaluation | None = None,
+) -> Iterator[TrainEvent]:
+    """Export (unless ``proto`` is the graph already), save, verify and evaluate; ends with a
+    ``done`` or ``cancelled`` event whose result says where the model went.
+
+    ``out`` is the bundle path asked for. When nothing is there the model is saved there;
+    otherwise it is saved and checked aside first, and replaces ``out`` only if the run was
+    not cancelled and the check passed (else it keeps a name of its own beside ``out``).
+    """
+    yield TrainEvent("export", message="Exporting the model to ONNX…", fraction=0.0)
+    model = model.cpu().eval()
+    if proto is None:
+        proto, spec = export_onnx(model, spec, visualisable_layers(model))
+    weights = {k: v.detach().cpu().numpy() for k, v in model.state_dict().items()}
+    metrics: dict[str, Any] = {"training": training}
+
+    def save(path: Path) -> ModelBundle:
+        extra = {"history.json": history, "metrics.json": metrics}
+        return save_bundle(path, spec, proto, weights=weights, extra_json=extra)
+
+    def verify(bundle: ModelBundle) -> None:
+        classifier = OnnxClassifier(bundle, "cpu")
+        limit = HEAD_PARITY_MAX_IMAGES if config.mode == "head" else PARITY_MAX_IMAGES
+        metrics["export_check"] = export_check(model, classifier, split.val or split.train, limit)
+        found = evaluation
+        if (split.test or split.val) and found is None:
+            found = evaluate_items(classifier, split.test or split.val, report.classes)
+        if found is not None:
+            metrics["evaluation"] = found.to_dict()
+            metrics["evaluation_set"] = "test" if split.test else "validation"
+
+    check_message = "Checking the ONNX export against PyTorch…"
+    kept_because, replaced = "", False
+    if not (out.exists() or out.is_symlink()):  # nothing to protect: one save, in place
+        bundle = save(out)
+        yield TrainEvent("export", message=check_message, fraction=0.5)
+        verify(bundle)
+        _write_json_atomically(bundle.path / "metrics.json", metrics)
+        bundle = load_bundle(bundle.path)
+    else:
+        with tempfile.TemporaryDirectory(
+            prefix=f".{out.name}.checking-", dir=out.parent, ignore_cleanup_errors=True
+        ) as working:
+            trial = save(Path(working) / out.name)
+            yield TrainEvent("export", message=check_message, fraction=0.5)
+            verify(trial)
+        if cancelled:
+            kept_because, label = "the run was cancelled (it holds its best epoch)", "cancelled"
+        elif not metrics["export_check"]["passed"]:
+            kept_because, label = "its ONNX export check failed", "unverified"
+        bundle = save(kept_bundle_path(out, label) if kept_because else out)
+        replaced = not kept_because
+    result = TrainResult(
+        bundle=bundle,
+        history=history,
+        metrics=metrics,
+        cancelled=cancelled,
+        target=out,
+        replaced=replaced,
+        kept_because=kept_because,
+    )
+    check = metrics["export_check"]
+    verdict = (
+        f"ONNX export verified on {check['images']} images "
+        f"(top-1 agreement {check['top1_agreement']:.0%}, max difference "
+        f"{check['max_abs_difference']:.1e})"
+        if check["images"]
+        else "ONNX export not verified (no readable validation images)"
+    )
+    yield TrainEvent(
+        "cancelled" if cancelled else "done",
+        message=f"{verdict}. {result.placement()}.",
+        fraction=1.0,
+        result=result,
+        data={"export_check": check},
+    )
