@@ -18,12 +18,15 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks.common import throughput, write_photo_set, write_report
-from cnn_desktop.core.inference.backends import open_classifier
-from cnn_desktop.core.inference.backends.onnx import OnnxClassifier
-from cnn_desktop.core.inference.devices import cpu_threads
-from cnn_desktop.core.inference.predict import CPU_BATCH_SIZE, classify_paths
-from cnn_desktop.core.imaging.preprocess import load_and_preprocess
-from cnn_desktop.core.models.pretrained import default_model_bundle, load_pretrained_model
+from cnn_desktop.core.imaging import load_and_preprocess
+from cnn_desktop.core.inference import (
+    CPU_BATCH_SIZE,
+    OnnxClassifier,
+    classify_paths,
+    cpu_threads,
+    open_classifier,
+)
+from cnn_desktop.core.models import default_model_bundle, load_pretrained_model
 
 SETS = {"12mp": (4000, 3000), "0.3mp": (640, 480)}
 

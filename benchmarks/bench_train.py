@@ -82,7 +82,7 @@ def head_mode(data: Path, work: Path, env: dict[str, str]) -> dict:
         [
             sys.executable,
             "-c",
-            "from cnn_desktop.core.models.pretrained import default_model_bundle as b; b()",
+            "from cnn_desktop.core.models import default_model_bundle as b; b()",
         ],
         env=env,
         check=True,
@@ -107,7 +107,7 @@ def hand_written_loop(paths: list[tuple[Path, int]], batch_size: int, classes: i
     import torch
     from torchvision import transforms
 
-    from cnn_desktop.core.models.pretrained import load_pretrained_model
+    from cnn_desktop.core.models import load_pretrained_model
 
     torch.manual_seed(0)
     model = load_pretrained_model()
@@ -135,7 +135,7 @@ def hand_written_loop(paths: list[tuple[Path, int]], batch_size: int, classes: i
 
 
 def full_mode(data: Path, work: Path, per_class: int, batch_size: int) -> dict:
-    from cnn_desktop.core.training.run import TrainConfig, train
+    from cnn_desktop.core.training import TrainConfig, train
 
     subset = work / "full-data"
     if not subset.exists():
@@ -169,7 +169,8 @@ def full_mode(data: Path, work: Path, per_class: int, batch_size: int) -> dict:
 MEMORY_SCRIPT = """
 import resource, sys
 from pathlib import Path
-from cnn_desktop.core.training.run import TrainConfig, train
+from cnn_desktop.core.training import TrainConfig
+from cnn_desktop.core.training import train
 for event in train(Path(sys.argv[1]), Path(sys.argv[2]), TrainConfig(mode="head", epochs=5)):
     pass
 print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)

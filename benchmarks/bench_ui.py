@@ -534,7 +534,7 @@ def _any_loaded(records: list[dict], key: str) -> dict[str, bool]:
 
 def ensure_model_cached() -> None:
     """Build the default model's bundle (needs torch) in a child: this process stays torch-free."""
-    code = "from cnn_desktop.core.models.pretrained import default_model_bundle; default_model_bundle()"
+    code = "from cnn_desktop.core.models import default_model_bundle; default_model_bundle()"
     subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, check=True, timeout=600)
 
 

@@ -1,18 +1,16 @@
-"""Command-line interface: parses arguments and calls the core; holds no logic of its own."""
+"""The ``cnn-desktop`` command's parser and entry point; each group of subcommands has its own
+module (``classify``, ``info``, ``train`` for train/evaluate) that calls the core."""
 
 from __future__ import annotations
 
 import argparse
-import csv
-import json
 import math
 import sys
 from collections.abc import Callable, Sequence
 
 from cnn_desktop import __version__
+from cnn_desktop.cli.common import EXIT_OK, EXIT_USAGE
 
-EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE = 0, 1, 2
-PROGRESS_THRESHOLD = 4
 MAX_BATCH_SIZE = 4096
 MAX_IMG_SIZE = 1024
 MAX_LEARNING_RATE = 10.0
@@ -156,9 +154,13 @@ def _run(argv: Sequence[str] | None) -> int:
 
         return run_app(getattr(args, "paths", []) or [], getattr(args, "model", None))
     if args.command == "classify":
-        return _classify(args)
+        from cnn_desktop.cli.classify import run_classify
+
+        return run_classify(args)
     if args.command == "info":
-        return _info(args)
+        from cnn_desktop.cli.info import run_info
+
+        return run_info(args)
     if args.command == "train":
         from cnn_desktop.cli.train import run_train
 
@@ -168,116 +170,3 @@ def _run(argv: Sequence[str] | None) -> int:
 
         return run_evaluate(args)
     return EXIT_USAGE
-
-
-def _fail(message: str, code: int) -> int:
-    print(f"cnn-desktop: error: {message}", file=sys.stderr)
-    return code
-
-
-def _classify(args: argparse.Namespace) -> int:
-    from cnn_desktop.core.inference.backends import BackendError, open_classifier
-    from cnn_desktop.core.models.bundle import BundleError, load_bundle
-    from cnn_desktop.core.imaging.loading import collect_image_paths
-    from cnn_desktop.core.inference.predict import ImageResult, classify_paths
-    from cnn_desktop.core.models.pretrained import PretrainedError, default_model_bundle
-
-    paths, problems = collect_image_paths(args.paths)
-    if not paths and not problems:
-        return _fail("no images found in " + ", ".join(args.paths), EXIT_SOME_FAILED)
-    try:
-        if args.model:
-            bundle = load_bundle(args.model)
-        else:
-            bundle = default_model_bundle(
-                lambda f, m: print(m, file=sys.stderr) if f == 0 else None
-            )
-        classifier = open_classifier(bundle, args.backend, args.device)
-    except (BundleError, BackendError, PretrainedError) as exc:
-        return _fail(str(exc), EXIT_USAGE)
-
-    writer = _ResultWriter(args.format, args.top_k)
-    failures = [ImageResult(path=p, error=reason) for p, reason in problems]
-    for result in failures:
-        writer.write(result)
-    results = classify_paths(paths, classifier, top_k=args.top_k, batch_size=args.batch_size)
-    bar = None
-    if len(paths) > PROGRESS_THRESHOLD and not args.quiet:
-        from tqdm import tqdm
-
-        bar = tqdm(total=len(paths), unit="img", file=sys.stderr, desc="Classifying")
-    try:
-        for result in results:
-            writer.write(result)
-            if not result.ok:
-                failures.append(result)
-            if bar is not None:
-                bar.update(1)
-    except KeyboardInterrupt:
-        return _fail("interrupted", 130)
-    finally:
-        if bar is not None:
-            bar.close()
-    if failures:
-        print(
-            f"{len(failures)} of {len(paths) + len(problems)} could not be classified",
-            file=sys.stderr,
-        )
-    return EXIT_SOME_FAILED if failures else EXIT_OK
-
-
-class _ResultWriter:
-    """Prints results as a table, JSON lines or CSV rows on stdout."""
-
-    def __init__(self, fmt: str, top_k: int) -> None:
-        self.format = fmt
-        self.top_k = top_k
-        self.csv = csv.writer(sys.stdout) if fmt == "csv" else None
-        if self.csv is not None:
-            self.csv.writerow(["path", "rank", "label", "index", "confidence", "error"])
-
-    def write(self, result: object) -> None:
-        from cnn_desktop.core.inference.predict import ImageResult
-
-        assert isinstance(result, ImageResult)
-        if self.format == "json":
-            print(json.dumps(result.to_dict(), ensure_ascii=False), flush=True)
-        elif self.csv is not None:
-            if result.error is not None:
-                self.csv.writerow([result.path, "", "", "", "", result.error])
-            for rank, p in enumerate(result.predictions, 1):
-                self.csv.writerow([result.path, rank, p.label, p.index, f"{p.confidence:.6f}", ""])
-        else:
-            print(str(result.path))
-            if result.error is not None:
-                print(f"    error: {result.error}")
-            for p in result.predictions:
-                print(f"    {p.confidence * 100:6.2f}%  {p.label}")
-        sys.stdout.flush()
-
-
-def _info(args: argparse.Namespace) -> int:
-    from cnn_desktop.core.inference.sysinfo import system_info
-
-    info = system_info()
-    if args.format == "json":
-        print(json.dumps(info, indent=2))
-        return EXIT_OK
-    print(f"cnn-desktop {info['cnn_desktop']}  (Python {info['python']}, {info['platform']})")
-    print(f"CPU threads: {info['cpu_threads']}")
-    print("Packages:")
-    for name, version in info["packages"].items():
-        print(f"  {name:20} {version}")
-    print("ONNX Runtime providers (available → working):")
-    for provider in info["onnx_providers"]:
-        state = "working" if provider["working"] else "not working"
-        print(f"  {provider['name']:28} {state}  ({provider['detail']})")
-    torch_info = info.get("torch", {})
-    if torch_info.get("installed"):
-        cuda = ", ".join(torch_info["cuda_devices"]) or "no CUDA device"
-        has_cuda = "yes" if torch_info["cuda_available"] else "no"
-        has_mps = "yes" if torch_info["mps_available"] else "no"
-        print(f"PyTorch {torch_info['version']}: CUDA {has_cuda} ({cuda}); MPS {has_mps}")
-    else:
-        print("PyTorch: not installed (training and Grad-CAM unavailable)")
-    return EXIT_OK

@@ -8,21 +8,21 @@ import math
 import signal
 import sys
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
-
-
-def _fail(message: str, code: int) -> int:
-    print(f"cnn-desktop: error: {message}", file=sys.stderr)
-    return code
+from cnn_desktop.cli.common import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, fail
 
 
 def run_train(args: argparse.Namespace) -> int:
     """Train, printing the scan report, a progress bar and one line per epoch."""
-    from cnn_desktop.core.training.augment import AugmentationError, parse_augmentations
-    from cnn_desktop.core.models.bundle import BundleError
-    from cnn_desktop.core.training.dataset import DatasetError
+    from cnn_desktop.core.models import BundleError
     from cnn_desktop.core.tasks import Cancelled, CancelToken
-    from cnn_desktop.core.training.run import TrainConfig, TrainError, train
+    from cnn_desktop.core.training import (
+        AugmentationError,
+        DatasetError,
+        TrainConfig,
+        TrainError,
+        parse_augmentations,
+        train,
+    )
 
     try:
         config = TrainConfig(
@@ -40,7 +40,7 @@ def run_train(args: argparse.Namespace) -> int:
             resume=args.resume,
         ).resolved()
     except (TrainError, AugmentationError) as exc:
-        return _fail(str(exc), EXIT_USAGE)
+        return fail(str(exc), EXIT_USAGE)
     cancel = CancelToken()
 
     def on_interrupt(_signum: int, _frame: object) -> None:
@@ -59,26 +59,26 @@ def run_train(args: argparse.Namespace) -> int:
             if event.kind in ("done", "cancelled"):
                 last = event
     except (TrainError, DatasetError) as exc:
-        return _fail(str(exc), EXIT_USAGE)
+        return fail(str(exc), EXIT_USAGE)
     except BundleError as exc:
-        return _fail(str(exc), EXIT_FAILED)
+        return fail(str(exc), EXIT_FAILED)
     except OSError as exc:  # e.g. the disk filled up while writing the resume checkpoint
         where = f"{exc.filename}: " if exc.filename else ""
-        return _fail(f"{where}{exc.strerror or exc}", EXIT_FAILED)
+        return fail(f"{where}{exc.strerror or exc}", EXIT_FAILED)
     except (Cancelled, KeyboardInterrupt):
-        return _fail("interrupted before the first epoch finished; nothing saved", EXIT_INTERRUPTED)
+        return fail("interrupted before the first epoch finished; nothing saved", EXIT_INTERRUPTED)
     finally:
         signal.signal(signal.SIGINT, previous)
         if bar is not None:
             bar.close()
     if last is None:
-        return _fail("training ended without a result", EXIT_FAILED)
+        return fail("training ended without a result", EXIT_FAILED)
     return _report_result(last)
 
 
 def _report_result(event) -> int:
     """Print the verdict, where the model went, the accuracy and (stdout) the model's path."""
-    from cnn_desktop.core.training.run import checkpoint_path
+    from cnn_desktop.core.training import checkpoint_path
 
     result = event.result
     print(event.message, file=sys.stderr)
@@ -92,7 +92,7 @@ def _report_result(event) -> int:
         print(f"{result.metrics['evaluation_set']} accuracy: {evaluation['accuracy']:.1%}")
     print(str(result.bundle.path))
     if not result.export_verified:
-        return _fail("the ONNX export does not match the PyTorch model", EXIT_FAILED)
+        return fail("the ONNX export does not match the PyTorch model", EXIT_FAILED)
     return EXIT_INTERRUPTED if event.kind == "cancelled" else EXIT_OK
 
 
@@ -133,17 +133,16 @@ def _show(event, bar, quiet: bool):
 
 def run_evaluate(args: argparse.Namespace) -> int:
     """Evaluate a model on a labelled folder; JSON is one object."""
-    from cnn_desktop.core.inference.backends import BackendError, open_classifier
-    from cnn_desktop.core.models.bundle import BundleError, load_bundle
-    from cnn_desktop.core.training.dataset import DatasetError
-    from cnn_desktop.core.training.evaluate import evaluate_folder
+    from cnn_desktop.core.inference import BackendError, open_classifier
+    from cnn_desktop.core.models import BundleError, load_bundle
+    from cnn_desktop.core.training import DatasetError, evaluate_folder
 
     try:
         bundle = load_bundle(args.model)
         classifier = open_classifier(bundle, args.backend, args.device)
         evaluation = evaluate_folder(classifier, args.data_dir)
     except (BundleError, BackendError, DatasetError) as exc:
-        return _fail(str(exc), EXIT_USAGE)
+        return fail(str(exc), EXIT_USAGE)
     if args.format == "json":
         print(json.dumps(evaluation.to_dict(), ensure_ascii=False))
     else:

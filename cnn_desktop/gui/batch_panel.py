@@ -30,8 +30,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from cnn_desktop.core.inference.results import SortCancelled, SortReport, sort_into_class_folders
-from cnn_desktop.core.inference.results import write_results_csv as write_csv
+from cnn_desktop.core.inference import SortCancelled, SortReport, sort_into_class_folders
+from cnn_desktop.core.inference import write_results_csv as write_csv
 from cnn_desktop.gui.results_model import ImageEntry, ResultsModel
 from cnn_desktop.gui.runner import TaskContext, TaskHandle, TaskRunner
 

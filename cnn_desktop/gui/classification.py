@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from cnn_desktop.core.models.bundle import ModelBundle
+from cnn_desktop.core.models import ModelBundle
 from cnn_desktop.core.tasks import CancelToken
 from cnn_desktop.gui import jobs
 from cnn_desktop.gui.state import ActiveModel

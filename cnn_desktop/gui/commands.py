@@ -14,8 +14,8 @@ from typing import Any
 from PySide6.QtGui import QGuiApplication
 from PySide6.QtWidgets import QFileDialog, QInputDialog, QMessageBox
 
-from cnn_desktop.core.imaging.loading import IMAGE_EXTENSIONS
-from cnn_desktop.core.models.pretrained import cache_dir
+from cnn_desktop.core.imaging import IMAGE_EXTENSIONS
+from cnn_desktop.core.models import cache_dir
 
 PASTED_PREFIX = "pasted-"
 
@@ -102,7 +102,7 @@ class WindowCommands:
 
     def show_about(self) -> None:
         """Versions and devices (gathered in the background; torch import takes a moment)."""
-        from cnn_desktop.core.inference.sysinfo import system_info
+        from cnn_desktop.core.inference import system_info
 
         self.runner.submit(
             "About",

@@ -16,9 +16,14 @@ import numpy as np
 from PIL import Image
 from PySide6.QtWidgets import QTabWidget, QWidget
 
-from cnn_desktop.core.explain.feature_maps import channel_order, feature_grid, layer_statistics
-from cnn_desktop.core.explain.explainer import METHOD_TITLES, Explainer
-from cnn_desktop.core.imaging.loading import load_image
+from cnn_desktop.core.explain import (
+    METHOD_TITLES,
+    Explainer,
+    channel_order,
+    feature_grid,
+    layer_statistics,
+)
+from cnn_desktop.core.imaging import load_image
 from cnn_desktop.gui.qt_images import pil_to_qimage
 from cnn_desktop.gui.results_model import ImageEntry
 from cnn_desktop.gui.runner import TaskContext, TaskRunner

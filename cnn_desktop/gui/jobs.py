@@ -8,13 +8,10 @@ from pathlib import Path
 
 from PySide6.QtGui import QImage
 
-from cnn_desktop.core.inference.backends import open_classifier
-from cnn_desktop.core.models.bundle import load_bundle
-from cnn_desktop.core.training.embeddings import prune_cache
-from cnn_desktop.core.imaging.files import prune_folder
-from cnn_desktop.core.imaging.loading import collect_image_paths
-from cnn_desktop.core.inference.predict import Prediction, classify_paths
-from cnn_desktop.core.models.pretrained import default_model_bundle
+from cnn_desktop.core.imaging import collect_image_paths, prune_folder
+from cnn_desktop.core.inference import Prediction, classify_paths, open_classifier
+from cnn_desktop.core.models import default_model_bundle, load_bundle
+from cnn_desktop.core.training import prune_cache
 from cnn_desktop.gui.qt_images import pil_to_qimage
 from cnn_desktop.gui.runner import TaskContext
 from cnn_desktop.gui.state import ActiveModel

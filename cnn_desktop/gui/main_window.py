@@ -19,7 +19,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from cnn_desktop.core.models.bundle import BUNDLE_SUFFIX
+from cnn_desktop.core.models import BUNDLE_SUFFIX
 from cnn_desktop.gui import jobs
 from cnn_desktop.gui.batch_panel import BatchPanel
 from cnn_desktop.gui.classification import WindowClassification

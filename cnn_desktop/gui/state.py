@@ -7,9 +7,9 @@ from dataclasses import dataclass, field
 
 from PySide6.QtCore import QSettings
 
-from cnn_desktop.core.inference.backends import Classifier
-from cnn_desktop.core.models.bundle import ModelBundle
-from cnn_desktop.core.training.embeddings import DEFAULT_CACHE_LIMIT_BYTES
+from cnn_desktop.core.inference import Classifier
+from cnn_desktop.core.models import ModelBundle
+from cnn_desktop.core.training import DEFAULT_CACHE_LIMIT_BYTES
 
 MAX_RECENT_MODELS = 8
 MB = 1024**2

@@ -8,8 +8,8 @@ from pathlib import Path
 
 from PySide6.QtWidgets import QFileDialog, QHBoxLayout, QLineEdit, QMessageBox, QPushButton, QWidget
 
-from cnn_desktop.core.models.bundle import BUNDLE_SUFFIX
-from cnn_desktop.core.training.run import TrainResult, bundle_path, free_bundle_path
+from cnn_desktop.core.models import BUNDLE_SUFFIX
+from cnn_desktop.core.training import TrainResult, bundle_path, free_bundle_path
 
 Yes, No = QMessageBox.StandardButton.Yes, QMessageBox.StandardButton.No
 

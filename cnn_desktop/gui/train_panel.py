@@ -1,6 +1,5 @@
-"""The Train tab: choose a folder of class folders, pick a mode, watch the curves, judge the
-model (accuracy, verified ONNX export, per-class figures, confusion matrix) and try it.
-Scanning, augmentation previews, training, thumbnails and exports run on the task runner."""
+"""The Train tab: pick a folder of class folders and a mode, watch the curves, judge the model
+(accuracy, verified export, per-class figures, confusion matrix); slow work on the runner."""
 
 from __future__ import annotations
 
@@ -29,11 +28,16 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from cnn_desktop.core.training.dataset import ScanReport, scan_folder
-from cnn_desktop.core.models.spec import ModelSpec
-from cnn_desktop.core.training.splits import make_split
-from cnn_desktop.core.training.run import DEFAULTS, TrainConfig, TrainEvent, TrainResult
-from cnn_desktop.core.models.zoo import ARCHITECTURES, SCRATCH_ARCHITECTURES, choose_input
+from cnn_desktop.core.models import ARCHITECTURES, SCRATCH_ARCHITECTURES, ModelSpec, choose_input
+from cnn_desktop.core.training import (
+    DEFAULTS,
+    ScanReport,
+    TrainConfig,
+    TrainEvent,
+    TrainResult,
+    make_split,
+    scan_folder,
+)
 from cnn_desktop.gui.runner import TaskHandle, TaskRunner
 from cnn_desktop.gui.state import Settings
 from cnn_desktop.gui.train_outcome import OutputChooser, confirm_unverified, describe_use_button

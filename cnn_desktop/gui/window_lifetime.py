@@ -18,7 +18,7 @@ from PySide6.QtCore import QByteArray, QTimer
 from PySide6.QtGui import QCloseEvent
 from PySide6.QtWidgets import QMainWindow, QMessageBox
 
-from cnn_desktop.core.models.pretrained import cache_dir
+from cnn_desktop.core.models import cache_dir
 from cnn_desktop.gui import jobs
 from cnn_desktop.gui.commands import PASTED_PREFIX, pasted_folder
 from cnn_desktop.gui.error_reporting import install_exception_hooks

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from cnn_desktop.core.models.bundle import load_bundle
-from cnn_desktop.core.training.run import checkpoint_path
+from cnn_desktop.core.training.placement import checkpoint_path
 from tests.datasets import write_digits_dataset
 
 COMMAND = [sys.executable, "-m", "cnn_desktop", "train"]

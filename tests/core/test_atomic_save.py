@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from cnn_desktop.core.models import bundle as bundle_module
 from cnn_desktop.core.imaging import files
+from cnn_desktop.core.models import bundle as bundle_module
 from cnn_desktop.core.models.bundle import BundleError, load_bundle
 from tests.core import test_spec_bundle
 from tests.core.test_spec_bundle import _leftovers, _save_tiny

@@ -10,8 +10,9 @@ import numpy as np
 import pytest
 
 from cnn_desktop.core.inference.backends import open_classifier
+from cnn_desktop.core.training.config import TrainConfig
 from cnn_desktop.core.training.evaluate import evaluate_items
-from cnn_desktop.core.training.run import TrainConfig, train
+from cnn_desktop.core.training.run import train
 from tests.core.loss_recorder import record_losses, training_loss
 from tests.datasets import write_digits_dataset
 

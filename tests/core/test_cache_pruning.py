@@ -8,8 +8,8 @@ from pathlib import Path
 
 import numpy as np
 
-from cnn_desktop.core.training.embeddings import EmbeddingCache, prune_cache
 from cnn_desktop.core.imaging.files import prune_folder
+from cnn_desktop.core.training.embeddings import EmbeddingCache, prune_cache
 
 DAY_S = 24 * 3600
 

@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from cnn_desktop.core.tasks import Cancelled, CancelToken
 from cnn_desktop.core.training.dataset import DatasetError, ScanReport, scan_folder
 from cnn_desktop.core.training.splits import balanced_sample_weights, class_weights, make_split
-from cnn_desktop.core.tasks import Cancelled, CancelToken
 from tests.datasets import write_digits_dataset, write_junk, write_photo_dataset
 
 

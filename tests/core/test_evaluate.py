@@ -9,8 +9,13 @@ from pathlib import Path
 
 import pytest
 
-from cnn_desktop.core.training.evaluate import Evaluation, compute_metrics, evaluate_folder, evaluate_items
 from cnn_desktop.core.tasks import Cancelled, CancelToken
+from cnn_desktop.core.training.evaluate import (
+    Evaluation,
+    compute_metrics,
+    evaluate_folder,
+    evaluate_items,
+)
 from tests.datasets import write_photo_dataset
 
 JSON_KEYS = {"accuracy", "classes", "per_class", "confusion_matrix", "errors", "misclassified"}

@@ -18,14 +18,10 @@ from cnn_desktop.core.explain.cam import (
 from cnn_desktop.core.explain.feature_maps import (
     ExplainError,
     OnnxFeatureExtractor,
-    channel_order,
-    colorize,
-    colormap_lut,
-    feature_grid,
-    layer_statistics,
     onnx_model_summary,
-    overlay,
 )
+from cnn_desktop.core.explain.statistics import channel_order, layer_statistics
+from cnn_desktop.core.explain.visual import colorize, colormap_lut, feature_grid, overlay
 from cnn_desktop.core.imaging.preprocess import load_and_preprocess, preprocess_image
 
 CATS = ("tabby", "tiger cat", "Egyptian cat")
@@ -255,8 +251,8 @@ def _tiny_model():
 
 
 def test_occlusion_is_used_without_a_global_pool(tmp_path):
-    from cnn_desktop.core.models.bundle import save_bundle
     from cnn_desktop.core.explain.feature_maps_torch import TorchFeatureExtractor
+    from cnn_desktop.core.models.bundle import save_bundle
     from cnn_desktop.core.models.export import export_onnx
     from cnn_desktop.core.models.spec import ModelSpec
 

@@ -11,9 +11,9 @@ import pytest
 from onnx import TensorProto, helper
 
 from cnn_desktop.core.inference.backends import open_classifier
+from cnn_desktop.core.inference.predict import classify_paths, suggested_batch_size
 from cnn_desktop.core.models.bundle import BundleError, load_bundle
 from cnn_desktop.core.training.evaluate import evaluate_folder
-from cnn_desktop.core.inference.predict import classify_paths, suggested_batch_size
 from tests.cli.test_cli import run_cli
 
 

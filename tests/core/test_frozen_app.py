@@ -16,7 +16,7 @@ import pytest
 from cnn_desktop import cli
 from cnn_desktop.core.models import pretrained, sysinfo
 from cnn_desktop.core.models.pretrained import PretrainedError, writable_folder
-from cnn_desktop.core.training.run import TrainConfig
+from cnn_desktop.core.training.config import TrainConfig
 from tests.core import test_train
 from tests.core.test_train import run
 

@@ -13,6 +13,7 @@ import pytest
 from PIL import Image
 from skimage import data
 
+from cnn_desktop.core.inference.predict import ImageResult, Prediction
 from cnn_desktop.core.inference.results import (
     CSV_COLUMNS,
     SortCancelled,
@@ -22,7 +23,6 @@ from cnn_desktop.core.inference.results import (
     sort_into_class_folders,
     write_results_csv,
 )
-from cnn_desktop.core.inference.predict import ImageResult, Prediction
 from cnn_desktop.core.tasks import Cancelled, CancelToken
 
 HOSTILE_LABELS = [

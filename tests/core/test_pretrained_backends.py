@@ -11,17 +11,17 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from cnn_desktop.core.models import pretrained
-from cnn_desktop.core.inference.backends import BackendError, open_classifier
-from cnn_desktop.core.models.bundle import load_bundle
-from cnn_desktop.core.inference.devices import onnx_providers
-from cnn_desktop.core.inference.predict import classify_paths, top_predictions
 from cnn_desktop.core.imaging.preprocess import (
     crop_box,
     fit_image,
     load_and_preprocess,
     preprocess_image,
 )
+from cnn_desktop.core.inference.backends import BackendError, open_classifier
+from cnn_desktop.core.inference.devices import onnx_providers
+from cnn_desktop.core.inference.predict import classify_paths, top_predictions
+from cnn_desktop.core.models import pretrained
+from cnn_desktop.core.models.bundle import load_bundle
 from cnn_desktop.core.models.pretrained import PretrainedError, map_state_dict_keys
 from cnn_desktop.core.models.spec import ModelSpec
 from cnn_desktop.core.tasks import Cancelled, CancelToken

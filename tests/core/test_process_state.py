@@ -14,10 +14,10 @@ import torch
 from PIL import Image
 
 from cnn_desktop.core.imaging import loading as images
-from cnn_desktop.core.training.augment import augmentation_preview
-from cnn_desktop.core.models.spec import ModelSpec
-from cnn_desktop.core.training.run import TrainConfig
 from cnn_desktop.core.imaging.warnings_lock import WARNINGS_LOCK
+from cnn_desktop.core.models.spec import ModelSpec
+from cnn_desktop.core.training.augment import augmentation_preview
+from cnn_desktop.core.training.config import TrainConfig
 from tests.core import test_train
 from tests.core.test_train import run
 

@@ -13,8 +13,8 @@ import onnx
 import pytest
 from onnx import TensorProto, helper
 
-from cnn_desktop.core.models import bundle as bundle_module
 from cnn_desktop.core.inference.backends import BackendError, open_classifier
+from cnn_desktop.core.models import bundle as bundle_module
 from cnn_desktop.core.models.bundle import (
     ONNX_FILE,
     SPEC_FILE,

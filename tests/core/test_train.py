@@ -9,13 +9,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from cnn_desktop.core.training.augment import AugmentationError
 from cnn_desktop.core.inference.backends import open_classifier
 from cnn_desktop.core.models.bundle import load_bundle
+from cnn_desktop.core.tasks import Cancelled, CancelToken
+from cnn_desktop.core.training.augment import AugmentationError
+from cnn_desktop.core.training.config import TrainConfig, TrainError
 from cnn_desktop.core.training.dataset import DatasetError
 from cnn_desktop.core.training.evaluate import evaluate_folder
-from cnn_desktop.core.tasks import Cancelled, CancelToken
-from cnn_desktop.core.training.run import TrainConfig, TrainError, checkpoint_path, train
+from cnn_desktop.core.training.placement import checkpoint_path
+from cnn_desktop.core.training.run import train
 from tests.core.loss_recorder import record_losses, training_loss
 from tests.datasets import write_digits_dataset, write_junk, write_photo_dataset
 

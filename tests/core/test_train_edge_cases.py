@@ -11,12 +11,13 @@ import numpy as np
 import pytest
 
 from cnn_desktop.core.inference.backends import open_classifier
-from cnn_desktop.core.training.dataset import DatasetError, scan_folder
-from cnn_desktop.core.training.evaluate import evaluate_folder
 from cnn_desktop.core.models.export import export_onnx
 from cnn_desktop.core.models.spec import ModelSpec
-from cnn_desktop.core.training.run import TrainConfig, TrainError, train
 from cnn_desktop.core.models.zoo import build_model
+from cnn_desktop.core.training.config import TrainConfig, TrainError
+from cnn_desktop.core.training.dataset import DatasetError, scan_folder
+from cnn_desktop.core.training.evaluate import evaluate_folder
+from cnn_desktop.core.training.run import train
 from tests.datasets import write_digits_dataset
 
 

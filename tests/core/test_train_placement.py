@@ -8,9 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from cnn_desktop.core.training import output as train_output
 from cnn_desktop.core.models.bundle import load_bundle
-from cnn_desktop.core.training.run import TrainConfig, check_output, free_bundle_path, train
+from cnn_desktop.core.training import output as train_output
+from cnn_desktop.core.training.config import TrainConfig
+from cnn_desktop.core.training.placement import check_output, free_bundle_path
+from cnn_desktop.core.training.run import train
 from tests.cli.test_train_output import tree_digest
 from tests.datasets import write_digits_dataset
 

@@ -231,7 +231,8 @@ def test_cancel_reaches_every_running_batch(qtbot, window: MainWindow, big_batch
 def test_switching_model_mid_batch_leaves_no_result_of_the_old_model(
     qtbot, window: MainWindow, big_batch, tmp_path
 ):
-    from cnn_desktop.core.training.run import TrainConfig, train
+    from cnn_desktop.core.training.config import TrainConfig
+    from cnn_desktop.core.training.run import train
     from tests.datasets import write_digits_dataset
 
     data = tmp_path / "digits"

@@ -105,7 +105,8 @@ def test_twenty_model_switches_free_every_old_model(qtbot, window: MainWindow, p
 @pytest.fixture(scope="module")
 def digits_model(tmp_path_factory: pytest.TempPathFactory):
     """A LeNet-5 trained on handwritten 0s and 1s (classes "0", "1"), and one image of a 1."""
-    from cnn_desktop.core.training.run import TrainConfig, train
+    from cnn_desktop.core.training.config import TrainConfig
+    from cnn_desktop.core.training.run import train
     from tests.datasets import write_digits_dataset
 
     folder = tmp_path_factory.mktemp("digits")

@@ -29,7 +29,8 @@ DIGITS = {"0", "1"}
 @pytest.fixture(scope="module")
 def digits_bundle(tmp_path_factory: pytest.TempPathFactory) -> ModelBundle:
     """A small model of our own (LeNet-5 on the digits 0 and 1) to switch to."""
-    from cnn_desktop.core.training.run import TrainConfig, train
+    from cnn_desktop.core.training.config import TrainConfig
+    from cnn_desktop.core.training.run import train
     from tests.datasets import write_digits_dataset
 
     folder = tmp_path_factory.mktemp("digits-model")

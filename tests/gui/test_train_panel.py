@@ -10,7 +10,7 @@ import pytest
 from PySide6.QtCore import Qt
 
 from cnn_desktop.core.models.bundle import load_bundle
-from cnn_desktop.core.training.run import TrainEvent
+from cnn_desktop.core.training.config import TrainEvent
 from cnn_desktop.gui.runner import TaskRunner
 from cnn_desktop.gui.train_panel import TrainPanel
 from cnn_desktop.gui.widgets import training_curves

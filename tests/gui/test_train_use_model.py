@@ -12,9 +12,10 @@ import pytest
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QMessageBox
 
-from cnn_desktop.core.training import output as train_output
 from cnn_desktop.core.models.bundle import load_bundle
-from cnn_desktop.core.training.run import TrainConfig, train
+from cnn_desktop.core.training import output as train_output
+from cnn_desktop.core.training.config import TrainConfig
+from cnn_desktop.core.training.run import train
 from cnn_desktop.gui.runner import TaskRunner
 from cnn_desktop.gui.train_panel import TrainPanel
 from tests.cli.test_train_output import tree_digest

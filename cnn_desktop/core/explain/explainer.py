@@ -16,12 +16,16 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from cnn_desktop.core.inference.backends.base import Classifier
-from cnn_desktop.core.models.bundle import ModelBundle
 from cnn_desktop.core.explain.cam import CamResult, class_activation_map
-from cnn_desktop.core.explain.feature_maps import LayerInfo, OnnxFeatureExtractor, onnx_model_summary
+from cnn_desktop.core.explain.feature_maps import (
+    LayerInfo,
+    OnnxFeatureExtractor,
+    onnx_model_summary,
+)
 from cnn_desktop.core.imaging.loading import load_image
 from cnn_desktop.core.imaging.preprocess import decode_min_side, fit_image, to_tensor
+from cnn_desktop.core.inference.backends.base import Classifier
+from cnn_desktop.core.models.bundle import ModelBundle
 
 METHOD_TITLES = {"cam": "CAM", "grad-cam": "Grad-CAM", "occlusion": "Occlusion map"}
 

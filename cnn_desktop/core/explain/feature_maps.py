@@ -1,8 +1,8 @@
-"""Why the CNN decides, without torch: layer summary, feature maps, kernels, statistics, colours.
+"""Why the CNN decides, without torch: layer summary, feature maps and kernels on ONNX Runtime.
 
 Layers are named after the torch module that produced them, read from the ONNX node scopes the
 exporter writes (``/model/blocks/blocks.1/blocks.1.0/conv_pw/Conv`` → ``blocks.1.0.conv_pw
-(Conv)``), so the ONNX and torch sides (:mod:`cnn_desktop.core.explain.feature_maps_torch`) agree on names.
+(Conv)``), so the ONNX and torch sides (:mod:`.feature_maps_torch`) agree on names.
 A TF-"same" convolution frozen by :func:`cnn_desktop.core.models.export.freeze_same_padding` (a
 ``Sequential(ZeroPad2d, Conv2d)``) keeps the name of the module it replaced.
 """
@@ -19,11 +19,15 @@ import onnx
 import onnxruntime as ort
 from onnx import numpy_helper
 
-from cnn_desktop.core.inference.backends.base import softmax
-from cnn_desktop.core.inference.backends.onnx import choose_providers, run_in_fixed_batches, session_options
-from cnn_desktop.core.models.bundle import ModelBundle
-from cnn_desktop.core.inference.devices import cpu_threads
 from cnn_desktop.core.explain.visual import ExplainError
+from cnn_desktop.core.inference.backends.base import softmax
+from cnn_desktop.core.inference.backends.onnx import (
+    choose_providers,
+    run_in_fixed_batches,
+    session_options,
+)
+from cnn_desktop.core.inference.devices import cpu_threads
+from cnn_desktop.core.models.bundle import ModelBundle
 
 ACTIVATION_OPS = frozenset(
     {"Relu", "Clip", "Sigmoid", "HardSigmoid", "HardSwish", "LeakyRelu", "Elu", "Selu", "Tanh"}
@@ -365,85 +369,3 @@ class OnnxFeatureExtractor:
         if len(node.input) < 2 or node.input[1] not in weights:
             raise ExplainError("the first convolution's weights are not stored in the model")
         return kernels_to_rgb(numpy_helper.to_array(weights[node.input[1]]), max_kernels)
-
-
-@dataclass
-class LayerStatistics:
-    """Summary numbers of one layer's activations.
-
-    Attributes:
-        mean: Mean activation.
-        std: Standard deviation.
-        zero_fraction: Fraction of values with ``|x| <= 1e-6`` (dead after ReLU-like units).
-        min: Smallest value.
-        max: Largest value.
-        histogram_counts: Values per histogram bin.
-        histogram_edges: Bin edges (one more than counts).
-        channel_means: Mean activation of each channel.
-    """
-
-    mean: float
-    std: float
-    zero_fraction: float
-    min: float
-    max: float
-    histogram_counts: np.ndarray
-    histogram_edges: np.ndarray
-    channel_means: np.ndarray
-
-
-def layer_statistics(maps: np.ndarray, bins: int = 50) -> LayerStatistics:
-    """Statistics of feature maps ``[channels, h, w]``."""
-    values = np.asarray(maps, dtype=np.float64)
-    low, high = float(values.min()), float(values.max())
-    counts, edges = np.histogram(values, bins=bins, range=(low, high if high > low else low + 1))
-    return LayerStatistics(
-        mean=float(values.mean()),
-        std=float(values.std()),
-        zero_fraction=float(np.mean(np.abs(values) <= 1e-6)),
-        min=low,
-        max=high,
-        histogram_counts=counts,
-        histogram_edges=edges,
-        channel_means=values.reshape(values.shape[0], -1).mean(axis=1),
-    )
-
-
-def channel_order(maps: np.ndarray, by: str = "mean") -> np.ndarray:
-    """Channel indices, strongest first, by ``mean``, ``max``, ``std`` or ``l1`` activation."""
-    flat = np.asarray(maps, dtype=np.float64).reshape(len(maps), -1)
-    measures = {
-        "mean": flat.mean,
-        "max": flat.max,
-        "std": flat.std,
-        "l1": lambda axis: np.abs(flat).mean(axis=axis),
-    }
-    if by not in measures:
-        raise ExplainError(f"unknown channel order '{by}' (choose from {', '.join(measures)})")
-    return np.argsort(-measures[by](axis=1), kind="stable")
-
-
-# Colour helpers live in visual.py; re-exported here for callers of the explain API.
-from cnn_desktop.core.explain.visual import (  # noqa: E402
-    COLORMAPS,
-    colorize,
-    colormap_lut,
-    feature_grid,
-    overlay,
-)
-
-__all__ = [
-    "COLORMAPS",
-    "ExplainError",
-    "LayerInfo",
-    "LayerStatistics",
-    "OnnxFeatureExtractor",
-    "channel_order",
-    "colorize",
-    "colormap_lut",
-    "feature_grid",
-    "kernels_to_rgb",
-    "layer_statistics",
-    "onnx_model_summary",
-    "overlay",
-]

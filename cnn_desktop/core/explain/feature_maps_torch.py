@@ -1,7 +1,7 @@
 """Feature maps and the layer summary on PyTorch, named as the ONNX side names them.
 
 A convolution ``blocks.1.0.conv_pw`` is listed as ``blocks.1.0.conv_pw (Conv)``, exactly as
-:class:`cnn_desktop.core.explain.feature_maps.OnnxFeatureExtractor` lists it in the exported graph. Its feature
+:class:`.feature_maps.OnnxFeatureExtractor` lists it in the exported graph. Its feature
 maps are the activation after it, as on the ONNX side where BatchNorm is folded into the
 convolution: the output of the BatchNorm that directly consumes the convolution's output (timm's
 ``BatchNormAct2d`` includes the activation), then of the activation module that directly consumes
@@ -21,8 +21,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from cnn_desktop.core.models.bundle import ModelBundle
 from cnn_desktop.core.explain.feature_maps import ExplainError, LayerInfo, kernels_to_rgb
+from cnn_desktop.core.models.bundle import ModelBundle
 from cnn_desktop.core.models.spec import ModelSpec
 
 _ACTIVATIONS = (

@@ -1,15 +1,41 @@
-"""Preprocessing derived from a :class:`ModelSpec`, identical for every backend."""
+"""Preprocessing derived from a model's spec, identical for every backend.
+
+The functions take any object with the fields below (a
+:class:`cnn_desktop.core.models.ModelSpec` is one), so image handling needs nothing from the
+model layer above it.
+"""
 
 from __future__ import annotations
 
 import math
 import os
+from collections.abc import Sequence
+from typing import Protocol
 
 import numpy as np
 from PIL import Image
 
 from cnn_desktop.core.imaging.loading import load_image
-from cnn_desktop.core.models.spec import ModelSpec
+
+
+class PreprocessingSpec(Protocol):
+    """The fields of a model spec that preprocessing reads."""
+
+    @property
+    def input_size(self) -> tuple[int, int]: ...
+    @property
+    def channels(self) -> int: ...
+    @property
+    def resize_mode(self) -> str: ...
+    @property
+    def crop_fraction(self) -> float: ...
+    @property
+    def interpolation(self) -> str: ...
+    @property
+    def mean(self) -> Sequence[float]: ...
+    @property
+    def std(self) -> Sequence[float]: ...
+
 
 _FILTERS = {
     "nearest": Image.Resampling.NEAREST,
@@ -19,7 +45,7 @@ _FILTERS = {
 }
 
 
-def decode_min_side(spec: ModelSpec) -> int:
+def decode_min_side(spec: PreprocessingSpec) -> int:
     """The shorter side a decoded image needs before resizing (lets JPEG decode at 1/2..1/8)."""
     target = max(spec.input_size)
     if spec.resize_mode == "shorter_side_center_crop":
@@ -27,7 +53,7 @@ def decode_min_side(spec: ModelSpec) -> int:
     return target
 
 
-def crop_box(width: int, height: int, spec: ModelSpec) -> tuple[float, float, float, float]:
+def crop_box(width: int, height: int, spec: PreprocessingSpec) -> tuple[float, float, float, float]:
     """The region of a ``width``×``height`` image that ends up in the network input."""
     if spec.resize_mode == "stretch":
         return (0.0, 0.0, float(width), float(height))
@@ -39,7 +65,7 @@ def crop_box(width: int, height: int, spec: ModelSpec) -> tuple[float, float, fl
     return (left, top, left + box_w, top + box_h)
 
 
-def fit_image(image: Image.Image, spec: ModelSpec) -> Image.Image:
+def fit_image(image: Image.Image, spec: PreprocessingSpec) -> Image.Image:
     """Resize and crop an RGB image to the network input, in the model's colour mode."""
     if spec.channels == 1 and image.mode != "L":
         image = image.convert("L")
@@ -48,7 +74,7 @@ def fit_image(image: Image.Image, spec: ModelSpec) -> Image.Image:
     return image.resize((out_w, out_h), _FILTERS[spec.interpolation], box=box)
 
 
-def to_tensor(image: Image.Image, spec: ModelSpec) -> np.ndarray:
+def to_tensor(image: Image.Image, spec: PreprocessingSpec) -> np.ndarray:
     """A fitted image as a normalised float32 ``[C, H, W]`` array."""
     pixels = np.asarray(image, dtype=np.uint8)
     if pixels.ndim == 2:
@@ -62,12 +88,12 @@ def to_tensor(image: Image.Image, spec: ModelSpec) -> np.ndarray:
     return out
 
 
-def preprocess_image(image: Image.Image, spec: ModelSpec) -> np.ndarray:
+def preprocess_image(image: Image.Image, spec: PreprocessingSpec) -> np.ndarray:
     """An RGB image → the normalised ``[C, H, W]`` network input."""
     return to_tensor(fit_image(image, spec), spec)
 
 
-def load_and_preprocess(path: str | os.PathLike[str], spec: ModelSpec) -> np.ndarray:
+def load_and_preprocess(path: str | os.PathLike[str], spec: PreprocessingSpec) -> np.ndarray:
     """Load a file safely and turn it into the network input.
 
     Raises:

@@ -17,10 +17,10 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from cnn_desktop.core.inference.backends.base import Classifier
-from cnn_desktop.core.inference.devices import cpu_threads
 from cnn_desktop.core.imaging.loading import ImageLoadError, load_image
 from cnn_desktop.core.imaging.preprocess import decode_min_side, preprocess_image
+from cnn_desktop.core.inference.backends.base import Classifier
+from cnn_desktop.core.inference.devices import cpu_threads
 from cnn_desktop.core.models.spec import ModelSpec
 from cnn_desktop.core.tasks import Cancelled, CancelToken, ProgressCallback, no_progress
 

@@ -13,6 +13,7 @@ import sys
 from typing import Any
 
 from cnn_desktop.core.inference.devices import cpu_threads, onnx_providers
+from cnn_desktop.core.versions import installed_version
 
 
 def torch_devices() -> dict[str, Any]:
@@ -50,27 +51,6 @@ _MODULES = {
     "torchvision": "torchvision",
     "timm": "timm",
 }
-
-
-def installed_version(distribution: str, module_name: str) -> str | None:
-    """A package's version from its metadata, else (no metadata, as in a frozen app) from
-    its module's ``__version__``.
-
-    Returns:
-        The version, ``unknown`` when the module is importable but says none, or None when
-        the package is not installed.
-    """
-    try:
-        return importlib.metadata.version(distribution)
-    except importlib.metadata.PackageNotFoundError:
-        pass
-    try:
-        if importlib.util.find_spec(module_name) is None:
-            return None
-        module = importlib.import_module(module_name)
-    except (ImportError, ValueError):
-        return None
-    return str(getattr(module, "__version__", "unknown"))
 
 
 def package_version(package: str) -> str:

@@ -1,10 +1,10 @@
 """Model bundles: ``NAME.cnnmodel/`` folders holding ``model.onnx``, ``model.json`` and
 ``weights.safetensors``, and lone self-describing ``.onnx`` files.
 
-Saves are atomic: the bundle is written complete in a hidden sibling folder, then swapped in
-(:func:`cnn_desktop.core.imaging.files.replace_folder`), so at every instant the name holds the old or
-the new bundle; a previous copy left by a crash mid-swap is restored by the next load. Loads
-validate everything a hostile or broken file could get wrong, and each failure is one
+Saves are atomic: the bundle is written complete in a hidden sibling folder, then swapped
+in (:func:`~cnn_desktop.core.imaging.files.replace_folder`), so at every instant the name holds
+the old or the new bundle; a previous copy left by a crash mid-swap is restored by the next
+load. Loads validate everything a hostile or broken file could get wrong, and each failure is one
 :class:`BundleError` with a clear message. Torch weights are only ever read through
 safetensors, so a model file cannot run code.
 """

@@ -9,8 +9,8 @@ from typing import TYPE_CHECKING
 
 import onnx
 
-from cnn_desktop.core.models.spec import LayerRef, ModelSpec
 from cnn_desktop.core.imaging.warnings_lock import ignoring_warnings
+from cnn_desktop.core.models.spec import LayerRef, ModelSpec
 from cnn_desktop.core.models.zoo import replace_submodule
 
 if TYPE_CHECKING:

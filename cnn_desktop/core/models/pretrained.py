@@ -24,8 +24,8 @@ from filelock import FileLock
 
 from cnn_desktop.core.models.bundle import BundleError, ModelBundle, load_bundle, save_bundle
 from cnn_desktop.core.models.spec import FORMAT_VERSION, ModelSpec
-from cnn_desktop.core.inference.sysinfo import installed_version
 from cnn_desktop.core.tasks import ProgressCallback, no_progress
+from cnn_desktop.core.versions import installed_version
 
 if TYPE_CHECKING:
     from torch import nn

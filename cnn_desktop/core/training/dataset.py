@@ -19,10 +19,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from cnn_desktop.core.models.bundle import BUNDLE_SUFFIX
-from cnn_desktop.core.inference.devices import cpu_threads
 from cnn_desktop.core.imaging.files import file_digest
 from cnn_desktop.core.imaging.loading import IMAGE_EXTENSIONS, ImageLoadError, load_image
+from cnn_desktop.core.inference.devices import cpu_threads
+from cnn_desktop.core.models.bundle import BUNDLE_SUFFIX
 from cnn_desktop.core.tasks import CancelToken, ProgressCallback, no_progress
 
 # Split name → folder names (compared case-insensitively) of the split layout.

@@ -21,11 +21,16 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 
-from cnn_desktop.core.inference.backends.onnx import choose_providers, session_options
-from cnn_desktop.core.models.bundle import ModelBundle
-from cnn_desktop.core.inference.devices import cpu_threads
 from cnn_desktop.core.imaging.files import atomic_write, file_digest, prune_folder
-from cnn_desktop.core.inference.predict import CPU_BATCH_SIZE, GPU_BATCH_SIZE, RawOutput, run_on_paths
+from cnn_desktop.core.inference.backends.onnx import choose_providers, session_options
+from cnn_desktop.core.inference.devices import cpu_threads
+from cnn_desktop.core.inference.predict import (
+    CPU_BATCH_SIZE,
+    GPU_BATCH_SIZE,
+    RawOutput,
+    run_on_paths,
+)
+from cnn_desktop.core.models.bundle import ModelBundle
 from cnn_desktop.core.tasks import CancelToken, ProgressCallback, no_progress
 
 DEFAULT_CACHE_LIMIT_BYTES = 2 * 1024**3

@@ -17,9 +17,9 @@ from typing import Any
 import numpy as np
 
 from cnn_desktop.core.inference.backends.base import Classifier
-from cnn_desktop.core.training.dataset import SPLIT_FOLDER_NAMES, DatasetError, scan_folder
 from cnn_desktop.core.inference.predict import classify_paths
 from cnn_desktop.core.tasks import CancelToken, ProgressCallback, no_progress
+from cnn_desktop.core.training.dataset import SPLIT_FOLDER_NAMES, DatasetError, scan_folder
 
 MAX_MATRIX_CLASSES = 30  # wider confusion matrices are left out of the text report
 _LISTED = 10  # errors and mistakes listed by name in the text report

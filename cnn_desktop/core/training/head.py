@@ -15,26 +15,26 @@ import torch
 from onnx import numpy_helper
 from torch import nn
 
-from cnn_desktop.core.training.dataset import ScanReport
-from cnn_desktop.core.training.embeddings import EmbeddingCache, EmbeddingModel, embed_paths
-from cnn_desktop.core.training.evaluate import Evaluation, compute_metrics
 from cnn_desktop.core.models.pretrained import (
     cache_dir,
     default_model_bundle,
     load_pretrained_model,
     writable_folder,
 )
-from cnn_desktop.core.training.splits import Split, class_weights
-from cnn_desktop.core.tasks import CancelToken
 from cnn_desktop.core.models.torch_random import PrivateRandom
-from cnn_desktop.core.training.run import (
+from cnn_desktop.core.tasks import CancelToken
+from cnn_desktop.core.training.config import (
     LABEL_SMOOTHING,
     TrainConfig,
     TrainEvent,
     class_balance,
     training_provenance,
 )
+from cnn_desktop.core.training.dataset import ScanReport
+from cnn_desktop.core.training.embeddings import EmbeddingCache, EmbeddingModel, embed_paths
+from cnn_desktop.core.training.evaluate import Evaluation, compute_metrics
 from cnn_desktop.core.training.output import finish
+from cnn_desktop.core.training.splits import Split, class_weights
 
 
 def _embed(

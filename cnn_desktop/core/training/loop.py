@@ -21,8 +21,8 @@ from cnn_desktop.core.imaging.files import atomic_write
 from cnn_desktop.core.imaging.loading import ImageLoadError, load_image
 from cnn_desktop.core.imaging.preprocess import decode_min_side, fit_image, to_tensor
 from cnn_desktop.core.models.spec import ModelSpec
-from cnn_desktop.core.tasks import CancelToken
 from cnn_desktop.core.models.torch_random import PrivateRandom
+from cnn_desktop.core.tasks import CancelToken
 
 
 class ImageFolderDataset(Dataset):

@@ -13,24 +13,23 @@ from typing import Any
 import torch
 from torch import nn
 
-from cnn_desktop.core.training.augment import build_augmentation
 from cnn_desktop.core.inference.backends.torch import describe_device, torch_device
-from cnn_desktop.core.training.dataset import ScanReport
 from cnn_desktop.core.models.pretrained import default_spec, load_pretrained_model
 from cnn_desktop.core.models.spec import ModelSpec
-from cnn_desktop.core.training.splits import Split, balanced_sample_weights, class_weights
-from cnn_desktop.core.tasks import Cancelled, CancelToken
 from cnn_desktop.core.models.torch_random import PrivateRandom
-from cnn_desktop.core.training.run import (
+from cnn_desktop.core.models.zoo import build_model, choose_input
+from cnn_desktop.core.tasks import Cancelled, CancelToken
+from cnn_desktop.core.training.augment import build_augmentation
+from cnn_desktop.core.training.config import (
     BACKBONE_LR_FACTOR,
     LABEL_SMOOTHING,
     TrainConfig,
     TrainError,
     TrainEvent,
-    checkpoint_path,
     class_balance,
     training_provenance,
 )
+from cnn_desktop.core.training.dataset import ScanReport
 from cnn_desktop.core.training.loop import (
     ImageFolderDataset,
     Throughput,
@@ -43,7 +42,8 @@ from cnn_desktop.core.training.loop import (
     warmup_cosine,
 )
 from cnn_desktop.core.training.output import finish
-from cnn_desktop.core.models.zoo import build_model, choose_input
+from cnn_desktop.core.training.placement import checkpoint_path
+from cnn_desktop.core.training.splits import Split, balanced_sample_weights, class_weights
 
 
 def scratch_spec(report: ScanReport, split: Split, config: TrainConfig) -> ModelSpec:

@@ -3,7 +3,7 @@ torch model on the validation images, evaluate, and record it all in ``metrics.j
 
 A model already at the output path is replaced only by a finished run whose check passed: the
 run's bundle is first saved and checked in a private folder beside it, then saved under its
-final name with the bundle module's atomic save (see :mod:`cnn_desktop.core.training.run`)."""
+final name with the bundle module's atomic save (see :mod:`cnn_desktop.core.training.placement`)."""
 
 from __future__ import annotations
 
@@ -18,18 +18,19 @@ import onnx
 import torch
 from torch import nn
 
-from cnn_desktop.core.inference.backends.onnx import OnnxClassifier
-from cnn_desktop.core.models.bundle import ModelBundle, load_bundle, save_bundle
-from cnn_desktop.core.training.dataset import ScanReport
-from cnn_desktop.core.training.evaluate import Evaluation, evaluate_items
-from cnn_desktop.core.models.export import export_onnx
 from cnn_desktop.core.imaging.files import atomic_write
 from cnn_desktop.core.imaging.loading import ImageLoadError
 from cnn_desktop.core.imaging.preprocess import load_and_preprocess
+from cnn_desktop.core.inference.backends.onnx import OnnxClassifier
+from cnn_desktop.core.models.bundle import ModelBundle, load_bundle, save_bundle
+from cnn_desktop.core.models.export import export_onnx
 from cnn_desktop.core.models.spec import ModelSpec
-from cnn_desktop.core.training.splits import Split
-from cnn_desktop.core.training.run import TrainConfig, TrainEvent, TrainResult, kept_bundle_path
 from cnn_desktop.core.models.zoo import visualisable_layers
+from cnn_desktop.core.training.config import TrainConfig, TrainEvent, TrainResult
+from cnn_desktop.core.training.dataset import ScanReport
+from cnn_desktop.core.training.evaluate import Evaluation, evaluate_items
+from cnn_desktop.core.training.placement import kept_bundle_path
+from cnn_desktop.core.training.splits import Split
 
 PARITY_TOLERANCE = 1e-4
 PARITY_MAX_IMAGES = 256

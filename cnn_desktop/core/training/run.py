@@ -5,260 +5,26 @@ checkpoint, export, done), consumed by the CLI (a progress bar) and the GUI (liv
 The best model so far is kept; cancelling stops at the next step and saves it; an interrupted
 run resumes from its checkpoint; the same seed on the CPU gives the same metrics.
 
-Where the model goes (checked by :func:`check_output` before any work starts):
-
-* nothing at ``out`` yet: the run's model is saved there, finished or cancelled;
-* a model already at ``out``: it is replaced (atomically, by the bundle module's save) only
-  by a run that finished and whose ONNX export check passed. A cancelled run's best model
-  goes to ``NAME.cancelled-YYYYmmdd-HHMMSS.cnnmodel`` next to it, a run whose check failed to
-  ``NAME.unverified-YYYYmmdd-HHMMSS.cnnmodel``; the previous model is never touched.
-* a run that fails with an error (or is cancelled before its first epoch ends) saves no model.
-
-The resume checkpoint belongs to ``out`` (``.NAME.cnnmodel.resume.pt`` beside it), wherever a
-cancelled run's model was put, so ``--resume`` with the same ``--out`` continues that run.
+Where the model goes is decided by :mod:`cnn_desktop.core.training.placement`.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import math
-import os
-import tempfile
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
-import numpy as np
-
-from cnn_desktop.core.training.augment import parse_augmentations
-from cnn_desktop.core.models.bundle import BUNDLE_SUFFIX, BundleError, ModelBundle, load_bundle
-from cnn_desktop.core.training.dataset import ScanReport, scan_folder
-from cnn_desktop.core.training.splits import Split, make_split
-from cnn_desktop.core.tasks import Cancelled, CancelToken
-
-MODES = ("head", "full", "scratch")
-DEFAULTS: dict[str, dict[str, Any]] = {
-    "head": {"epochs": 60, "batch_size": 64, "lr": 3e-3, "augment": (), "patience": 10},
-    "full": {"epochs": 8, "batch_size": 8, "lr": 1e-3, "augment": ("flip", "crop"), "patience": 3},
-    "scratch": {"epochs": 30, "batch_size": 32, "lr": 2e-3, "augment": ("crop",), "patience": 6},
-}
-BACKBONE_LR_FACTOR = 0.1
-LABEL_SMOOTHING = 0.1
-
-
-class TrainError(ValueError):
-    """Training cannot start (bad options, unusable data); the message says why."""
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    """What to train and how. ``None`` means the mode's default."""
-
-    mode: str = "head"
-    arch: str | None = None
-    epochs: int | None = None
-    batch_size: int | None = None
-    lr: float | None = None
-    val_split: float = 0.2
-    img_size: int | None = None
-    augment: tuple[str, ...] | None = None
-    seed: int = 0
-    device: str = "auto"
-    patience: int | None = None
-    balance: str = "auto"  # auto | weights | sampler | none
-    resume: bool = False
-
-    def resolved(self) -> TrainConfig:
-        """The config with every default filled in.
-
-        Raises:
-            TrainError: An option is out of range.
-        """
-        if self.mode not in MODES:
-            raise TrainError(f"unknown mode '{self.mode}' (choose from {', '.join(MODES)})")
-        if not 0 < self.val_split < 1:
-            raise TrainError("the validation split must be between 0 and 1")
-        if self.balance not in ("auto", "weights", "sampler", "none"):
-            raise TrainError("balance must be auto, weights, sampler or none")
-        defaults = DEFAULTS[self.mode]
-        values = {
-            k: getattr(self, k) if getattr(self, k) is not None else v for k, v in defaults.items()
-        }
-        values["augment"] = parse_augmentations(values["augment"])
-        if self.mode == "full" and self.batch_size is None and _cuda_wanted(self.device):
-            # On the CPU one EfficientNet step on 8 images takes under a second, so Cancel
-            # is honoured within a second; a GPU gets a larger batch.
-            values["batch_size"] = 32
-        for key in ("epochs", "batch_size"):
-            if values[key] < 1:
-                raise TrainError(f"{key.replace('_', ' ')} must be at least 1")
-        if not math.isfinite(values["lr"]) or values["lr"] <= 0:
-            raise TrainError(f"the learning rate must be a positive number, not {values['lr']}")
-        if not 0 <= self.seed < 2**32:
-            raise TrainError(
-                f"the seed must be a whole number from 0 to 4294967295, not {self.seed}"
-            )
-        arch = self.arch
-        if self.mode == "scratch":
-            from cnn_desktop.core.models.zoo import SCRATCH_ARCHITECTURES
-
-            arch = arch or "resnet18"
-            if arch not in SCRATCH_ARCHITECTURES:
-                raise TrainError(
-                    f"unknown architecture '{arch}' for scratch training "
-                    f"(choose from {', '.join(SCRATCH_ARCHITECTURES)})"
-                )
-        elif arch not in (None, "tf_efficientnet_lite0"):
-            raise TrainError(f"{self.mode} mode fine-tunes the built-in EfficientNet-Lite0")
-        return dataclasses.replace(self, arch=arch or "tf_efficientnet_lite0", **values)
-
-
-def _cuda_wanted(device: str) -> bool:
-    if device == "cpu":
-        return False
-    import torch
-
-    return torch.cuda.is_available()
-
-
-@dataclass
-class TrainEvent:
-    """Something happened during training.
-
-    ``kind`` is one of: ``scan`` (data report ready), ``embed`` (head mode: embedding
-    progress), ``step``, ``epoch`` (end of an epoch, with validation figures), ``checkpoint``,
-    ``export`` (saving and verifying the ONNX model), ``done`` or ``cancelled`` (with
-    ``result``).
-    """
-
-    kind: str
-    epoch: int = 0
-    epochs: int = 0
-    step: int = 0
-    steps: int = 0
-    loss: float = math.nan
-    accuracy: float = math.nan
-    val_loss: float = math.nan
-    val_accuracy: float = math.nan
-    lr: float = math.nan
-    images_per_s: float = math.nan
-    eta_s: float = math.nan
-    fraction: float = 0.0
-    message: str = ""
-    data: dict[str, Any] = field(default_factory=dict)
-    result: TrainResult | None = None
-
-
-@dataclass
-class TrainResult:
-    """The saved model and what was measured.
-
-    Attributes:
-        bundle: The run's model, wherever it was saved.
-        history: One record per epoch.
-        metrics: ``training``, ``export_check``, ``evaluation`` … as in ``metrics.json``.
-        cancelled: The run was stopped before it finished (``bundle`` is its best epoch).
-        target: The bundle path asked for (``--out``).
-        replaced: A previous model at ``target`` was replaced by this one.
-        kept_because: Non-empty when a previous model at ``target`` was kept and this run's
-            model saved beside it instead; says why ("the run was cancelled" …).
-    """
-
-    bundle: ModelBundle
-    history: list[dict[str, float]]
-    metrics: dict[str, Any]
-    cancelled: bool = False
-    target: Path | None = None
-    replaced: bool = False
-    kept_because: str = ""
-
-    @property
-    def export_verified(self) -> bool:
-        """The ONNX export check passed (the saved model behaves like the trained one)."""
-        return bool((self.metrics.get("export_check") or {}).get("passed"))
-
-    def placement(self) -> str:
-        """Where the model was saved and what became of a previous one, as a sentence."""
-        if self.replaced:
-            return f"Replaced the previous model at {self.target}"
-        if self.kept_because:
-            return (
-                f"Kept the previous model at {self.target}; the new one is at "
-                f"{self.bundle.path} because {self.kept_because}"
-            )
-        return f"Saved {self.bundle.path}"
-
-
-def bundle_path(out: str | Path) -> Path:
-    """The output bundle folder (``.cnnmodel`` appended when missing)."""
-    path = Path(out)
-    return path if path.suffix == BUNDLE_SUFFIX else path.with_name(path.name + BUNDLE_SUFFIX)
-
-
-def checkpoint_path(out: Path) -> Path:
-    """Where an interrupted run's state is kept, beside the bundle."""
-    return out.with_name(f".{out.name}.resume.pt")
-
-
-def check_output(out: str | Path) -> Path:
-    """Check, before any work, that a run can write its model (and checkpoint) for ``out``.
-
-    Returns:
-        The bundle path (``.cnnmodel`` appended when missing).
-
-    Raises:
-        TrainError: ``out`` is no name, its folder is missing or is a file, the folder cannot
-            be written, or ``out`` exists and is not a model bundle.
-    """
-    if not Path(out).name or Path(out).name in (".", ".."):
-        raise TrainError(f"'{out}' is not a model name; give a path such as models/my-model")
-    path = bundle_path(out)
-    folder = path.parent
-    if not folder.is_dir():
-        blocker = next((p for p in (folder, *folder.parents) if p.exists()), None)
-        if blocker is not None and not blocker.is_dir():
-            raise TrainError(f"cannot save the model in {folder}: {blocker} is a file")
-        raise TrainError(f"cannot save the model in {folder}: the folder does not exist")
-    if path.exists() and not path.is_dir():
-        raise TrainError(f"{path} exists and is not a model bundle folder")
-    if path.exists():
-        try:
-            load_bundle(path)
-        except BundleError as exc:
-            raise TrainError(
-                f"{path} exists and is not a usable model bundle ({exc}); "
-                "choose another name or remove it"
-            ) from None
-    try:  # the only reliable test: create what a save creates (root passes os.access checks)
-        os.rmdir(tempfile.mkdtemp(prefix=f".{path.name}.write-test-", dir=folder))
-    except OSError as exc:
-        raise TrainError(f"cannot write the model to {folder}: {exc.strerror or exc}") from None
-    return path
-
-
-def free_bundle_path(out: str | Path) -> Path:
-    """``out`` as a bundle path, or ``NAME-2.cnnmodel``, ``NAME-3.cnnmodel`` … if it is taken."""
-    path = bundle_path(out)
-    stem, number = path.name[: -len(BUNDLE_SUFFIX)], 2
-    while path.exists() or path.is_symlink():
-        path = path.with_name(f"{stem}-{number}{BUNDLE_SUFFIX}")
-        number += 1
-    return path
-
-
-def kept_bundle_path(out: Path, label: str) -> Path:
-    """A new name beside ``out`` for a model that must not replace it:
-    ``NAME.<label>-YYYYmmdd-HHMMSS.cnnmodel`` (``-2`` … added if that is taken too)."""
-    stem = out.name[: -len(BUNDLE_SUFFIX)] if out.name.endswith(BUNDLE_SUFFIX) else out.name
-    return free_bundle_path(out.with_name(f"{stem}.{label}-{time.strftime('%Y%m%d-%H%M%S')}"))
+from cnn_desktop.core.tasks import CancelToken
+from cnn_desktop.core.training.config import TrainConfig, TrainEvent
+from cnn_desktop.core.training.dataset import scan_folder
+from cnn_desktop.core.training.placement import check_output
+from cnn_desktop.core.training.splits import make_split
 
 
 def train(
     data_dir: str | Path,
     out: str | Path,
-    config: TrainConfig = TrainConfig(),
+    config: TrainConfig | None = None,
     *,
     cancel: CancelToken | None = None,
 ) -> Iterator[TrainEvent]:
@@ -271,7 +37,7 @@ def train(
         TrainError: Bad options, data or output location (before any training).
         DatasetError: The folder cannot be trained on.
     """
-    config = config.resolved()
+    config = (config or TrainConfig()).resolved()
     out_path = check_output(out)
     started = time.monotonic()
     report = scan_folder(Path(data_dir), cancel=cancel)
@@ -282,43 +48,3 @@ def train(
     else:
         from cnn_desktop.core.training.network import train_network as run
     yield from run(report, split, out_path, config, cancel, started)
-
-
-def class_balance(report: ScanReport, split: Split, config: TrainConfig) -> str:
-    """How imbalance is handled: ``weights``, ``sampler`` or ``none``."""
-    if config.balance != "auto":
-        return config.balance
-    counts = np.bincount([label for _, label in split.train], minlength=len(report.classes))
-    present = counts[counts > 0]
-    return "weights" if len(present) and present.max() > 3 * present.min() else "none"
-
-
-def training_provenance(report: ScanReport, config: TrainConfig) -> dict[str, Any]:
-    """What a bundle records about how it was trained."""
-    from cnn_desktop import __version__
-
-    return {
-        "source": "trained with cnn-desktop",
-        "cnn_desktop": __version__,
-        "mode": config.mode,
-        "architecture": config.arch,
-        "data": str(report.root),
-        "images": report.total,
-        "seed": config.seed,
-        "epochs": config.epochs,
-        "augment": list(config.augment or ()),
-        "trained_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
-    }
-
-
-__all__ = [
-    "MODES",
-    "Cancelled",
-    "TrainConfig",
-    "TrainError",
-    "TrainEvent",
-    "TrainResult",
-    "check_output",
-    "free_bundle_path",
-    "train",
-]

@@ -10,9 +10,9 @@ from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtGui import QImage, QPixmap
 from PySide6.QtWidgets import QCheckBox, QFrame, QGridLayout, QLabel, QVBoxLayout, QWidget
 
-from cnn_desktop.core.training.augment import AUGMENTATIONS, augmentation_preview
-from cnn_desktop.core.imaging.loading import load_image
-from cnn_desktop.core.models.spec import ModelSpec
+from cnn_desktop.core.imaging import load_image
+from cnn_desktop.core.models import ModelSpec
+from cnn_desktop.core.training import AUGMENTATIONS, augmentation_preview
 from cnn_desktop.gui.qt_images import pil_to_qimage
 from cnn_desktop.gui.runner import TaskContext, TaskHandle, TaskRunner
 
@@ -28,7 +28,7 @@ def preview_spec(mode: str, arch: str, classes: Sequence[str], img_size: int = 0
     """The preprocessing the preview imitates: the built-in model's for head and full
     fine-tuning, a ``img_size`` (default 64) pixel stretch for training from scratch."""
     if mode != "scratch":
-        from cnn_desktop.core.models.pretrained import default_spec
+        from cnn_desktop.core.models import default_spec
 
         return default_spec()
     side = img_size or SCRATCH_PREVIEW_SIDE

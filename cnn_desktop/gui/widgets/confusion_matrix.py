@@ -30,8 +30,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from cnn_desktop.core.imaging.loading import ImageLoadError, load_image
-from cnn_desktop.core.training.run import TrainResult
+from cnn_desktop.core.imaging import ImageLoadError, load_image
+from cnn_desktop.core.training import TrainResult
 from cnn_desktop.gui.qt_images import pil_to_qimage
 from cnn_desktop.gui.runner import TaskContext, TaskHandle, TaskRunner
 

@@ -18,7 +18,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from cnn_desktop.core.explain.feature_maps import colorize, overlay
+from cnn_desktop.core.explain import colorize, overlay
 from cnn_desktop.gui.qt_images import pil_to_qimage
 from cnn_desktop.gui.widgets.clickable_image import ClickableImage
 from cnn_desktop.gui.widgets.histogram import Histogram

@@ -5,7 +5,7 @@ from __future__ import annotations
 from PySide6.QtCore import Signal
 from PySide6.QtWidgets import QGridLayout, QLabel, QProgressBar, QPushButton, QWidget
 
-from cnn_desktop.core.inference.predict import Prediction
+from cnn_desktop.core.inference import Prediction
 
 BAR_RESOLUTION = 1000
 

@@ -8,7 +8,7 @@ from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QImage
 from PySide6.QtWidgets import QCheckBox, QHBoxLayout, QLabel, QSlider, QVBoxLayout, QWidget
 
-from cnn_desktop.core.explain.feature_maps import overlay
+from cnn_desktop.core.explain import overlay
 from cnn_desktop.gui.qt_images import pil_to_qimage
 from cnn_desktop.gui.widgets.image_preview import ImagePreview
 from cnn_desktop.gui.widgets.prediction_bars import PredictionBars

@@ -15,7 +15,7 @@ from typing import Any
 from PySide6.QtGui import QPalette, QShowEvent
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QProgressBar, QVBoxLayout, QWidget
 
-from cnn_desktop.core.training.run import TrainConfig, TrainResult, train
+from cnn_desktop.core.training import TrainConfig, TrainResult, train
 from cnn_desktop.gui.runner import TaskContext
 
 TRAIN_COLOUR = "#1f77b4"

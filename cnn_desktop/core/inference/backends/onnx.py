@@ -11,8 +11,8 @@ import numpy as np
 import onnxruntime as ort
 
 from cnn_desktop.core.inference.backends.base import BackendError, softmax
-from cnn_desktop.core.models.bundle import ModelBundle
 from cnn_desktop.core.inference.devices import GPU_PROVIDERS, onnx_provider_status
+from cnn_desktop.core.models.bundle import ModelBundle
 
 
 def choose_providers(device: str) -> list[str]:

@@ -1,0 +1,102 @@
+"""``cnn-desktop classify``: one result per image as a table, JSON lines or CSV."""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import sys
+
+from cnn_desktop.cli.common import EXIT_FAILED, EXIT_OK, EXIT_USAGE, fail
+
+PROGRESS_THRESHOLD = 4
+
+
+def run_classify(args: argparse.Namespace) -> int:
+    """Classify files and folders, printing one result per image as a table, JSON or CSV."""
+    from cnn_desktop.core.imaging import collect_image_paths
+    from cnn_desktop.core.inference import (
+        BackendError,
+        ImageResult,
+        classify_paths,
+        open_classifier,
+    )
+    from cnn_desktop.core.models import (
+        BundleError,
+        PretrainedError,
+        default_model_bundle,
+        load_bundle,
+    )
+
+    paths, problems = collect_image_paths(args.paths)
+    if not paths and not problems:
+        return fail("no images found in " + ", ".join(args.paths), EXIT_FAILED)
+    try:
+        if args.model:
+            bundle = load_bundle(args.model)
+        else:
+            bundle = default_model_bundle(
+                lambda f, m: print(m, file=sys.stderr) if f == 0 else None
+            )
+        classifier = open_classifier(bundle, args.backend, args.device)
+    except (BundleError, BackendError, PretrainedError) as exc:
+        return fail(str(exc), EXIT_USAGE)
+
+    writer = _ResultWriter(args.format, args.top_k)
+    failures = [ImageResult(path=p, error=reason) for p, reason in problems]
+    for result in failures:
+        writer.write(result)
+    results = classify_paths(paths, classifier, top_k=args.top_k, batch_size=args.batch_size)
+    bar = None
+    if len(paths) > PROGRESS_THRESHOLD and not args.quiet:
+        from tqdm import tqdm
+
+        bar = tqdm(total=len(paths), unit="img", file=sys.stderr, desc="Classifying")
+    try:
+        for result in results:
+            writer.write(result)
+            if not result.ok:
+                failures.append(result)
+            if bar is not None:
+                bar.update(1)
+    except KeyboardInterrupt:
+        return fail("interrupted", 130)
+    finally:
+        if bar is not None:
+            bar.close()
+    if failures:
+        print(
+            f"{len(failures)} of {len(paths) + len(problems)} could not be classified",
+            file=sys.stderr,
+        )
+    return EXIT_FAILED if failures else EXIT_OK
+
+
+class _ResultWriter:
+    """Prints results as a table, JSON lines or CSV rows on stdout."""
+
+    def __init__(self, fmt: str, top_k: int) -> None:
+        self.format = fmt
+        self.top_k = top_k
+        self.csv = csv.writer(sys.stdout) if fmt == "csv" else None
+        if self.csv is not None:
+            self.csv.writerow(["path", "rank", "label", "index", "confidence", "error"])
+
+    def write(self, result: object) -> None:
+        from cnn_desktop.core.inference import ImageResult
+
+        assert isinstance(result, ImageResult)
+        if self.format == "json":
+            print(json.dumps(result.to_dict(), ensure_ascii=False), flush=True)
+        elif self.csv is not None:
+            if result.error is not None:
+                self.csv.writerow([result.path, "", "", "", "", result.error])
+            for rank, p in enumerate(result.predictions, 1):
+                self.csv.writerow([result.path, rank, p.label, p.index, f"{p.confidence:.6f}", ""])
+        else:
+            print(str(result.path))
+            if result.error is not None:
+                print(f"    error: {result.error}")
+            for p in result.predictions:
+                print(f"    {p.confidence * 100:6.2f}%  {p.label}")
+        sys.stdout.flush()

@@ -1,0 +1,19 @@
+"""Reading user images safely and turning them into model input."""
+
+from cnn_desktop.core.imaging.files import prune_folder
+from cnn_desktop.core.imaging.loading import (
+    IMAGE_EXTENSIONS,
+    ImageLoadError,
+    collect_image_paths,
+    load_image,
+)
+from cnn_desktop.core.imaging.preprocess import load_and_preprocess
+
+__all__ = [
+    "IMAGE_EXTENSIONS",
+    "ImageLoadError",
+    "collect_image_paths",
+    "load_and_preprocess",
+    "load_image",
+    "prune_folder",
+]
