@@ -14,7 +14,8 @@ import numpy as np
 import pytest
 
 from cnn_desktop import cli
-from cnn_desktop.core.models import pretrained, sysinfo
+from cnn_desktop.core.inference import sysinfo
+from cnn_desktop.core.models import pretrained
 from cnn_desktop.core.models.pretrained import PretrainedError, writable_folder
 from cnn_desktop.core.training.config import TrainConfig
 from tests.core import test_train

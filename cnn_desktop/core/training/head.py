@@ -1,5 +1,7 @@
-"""Head-only training: a frozen pretrained backbone, embeddings computed once (and cached on
-disk), a linear classifier trained on them in seconds."""
+"""Head-only training: a frozen pretrained backbone, embeddings computed once with ONNX Runtime
+(and cached on disk), a linear classifier trained on them in numpy in seconds. No torch: the
+new head goes into the pretrained ONNX graph, and the saved model is checked on ONNX Runtime
+against the head applied to the backbone's embeddings."""
 
 from __future__ import annotations
 
@@ -11,18 +13,12 @@ from pathlib import Path
 
 import numpy as np
 import onnx
-import torch
 from onnx import numpy_helper
-from torch import nn
+from safetensors.numpy import load_file
 
-from cnn_desktop.core.models.pretrained import (
-    cache_dir,
-    default_model_bundle,
-    load_pretrained_model,
-    writable_folder,
-)
-from cnn_desktop.core.models.torch_random import PrivateRandom
-from cnn_desktop.core.tasks import CancelToken
+from cnn_desktop.core.models.bundle import ModelBundle
+from cnn_desktop.core.models.pretrained import cache_dir, default_model_bundle, writable_folder
+from cnn_desktop.core.tasks import Cancelled, CancelToken
 from cnn_desktop.core.training.config import (
     LABEL_SMOOTHING,
     TrainConfig,
@@ -33,8 +29,14 @@ from cnn_desktop.core.training.config import (
 from cnn_desktop.core.training.dataset import ScanReport
 from cnn_desktop.core.training.embeddings import EmbeddingCache, EmbeddingModel, embed_paths
 from cnn_desktop.core.training.evaluate import Evaluation, compute_metrics
+from cnn_desktop.core.training.linear_head import (
+    AdamW,
+    LinearHead,
+    smoothed_cross_entropy,
+    train_step,
+)
 from cnn_desktop.core.training.output import finish
-from cnn_desktop.core.training.splits import Split, class_weights
+from cnn_desktop.core.training.splits import Split, balanced_sample_weights, class_weights
 
 
 def _embed(
@@ -113,33 +115,23 @@ def head_evaluation(
     return evaluation
 
 
-class _HeadAdamW:
-    """AdamW (Loshchilov & Hutter) for the one linear layer of head training.
+def head_weights(bundle: ModelBundle, head: LinearHead) -> dict[str, np.ndarray]:
+    """The pretrained model's weights with its classifier replaced by ``head`` (what a full
+    fine-tune of the saved model starts from)."""
+    weights = load_file(str(bundle.weights_path)) if bundle.weights_path else {}
+    weights["classifier.weight"] = head.weight
+    weights["classifier.bias"] = head.bias
+    return weights
 
-    ``torch.optim`` imports TorchDynamo the first time an optimizer is built, which costs
-    about 2 s — most of a warm head-mode run; these few lines do the same update.
-    """
 
-    def __init__(self, module: nn.Module, lr: float, weight_decay: float) -> None:
-        self.params = list(module.parameters())
-        self.lr, self.weight_decay = lr, weight_decay
-        self.betas, self.eps, self.steps = (0.9, 0.999), 1e-8, 0
-        self.m = [torch.zeros_like(p) for p in self.params]
-        self.v = [torch.zeros_like(p) for p in self.params]
-
-    @torch.no_grad()
-    def step(self) -> None:
-        self.steps += 1
-        beta1, beta2 = self.betas
-        for p, m, v in zip(self.params, self.m, self.v, strict=True):
-            if p.grad is None:
-                continue
-            p.mul_(1 - self.lr * self.weight_decay)
-            m.mul_(beta1).add_(p.grad, alpha=1 - beta1)
-            v.mul_(beta2).addcmul_(p.grad, p.grad, value=1 - beta2)
-            m_hat = m / (1 - beta1**self.steps)
-            v_hat = v / (1 - beta2**self.steps)
-            p.addcdiv_(m_hat, v_hat.sqrt().add_(self.eps), value=-self.lr)
+def _epoch_order(
+    count: int, rng: np.random.Generator, sample_weights: np.ndarray | None
+) -> np.ndarray:
+    """This epoch's training images: a shuffle, or with the balanced sampler as many draws
+    (with replacement) in which every class is equally likely."""
+    if sample_weights is None:
+        return rng.permutation(count)
+    return rng.choice(count, size=count, replace=True, p=sample_weights / sample_weights.sum())
 
 
 def train_head(
@@ -171,18 +163,14 @@ def train_head(
     yield from pending
 
     classes = len(report.classes)
-    with PrivateRandom(config.seed):  # the head's initial weights, from the run's own stream
-        head = nn.Linear(x_train.shape[1], classes)
-    weights = None
-    if class_balance(report, split, config) != "none":
-        weights = torch.as_tensor(class_weights(y_train.tolist(), classes), dtype=torch.float32)
-    loss_fn = nn.CrossEntropyLoss(weight=weights, label_smoothing=LABEL_SMOOTHING)
-    optimizer = _HeadAdamW(head, lr=config.lr, weight_decay=1e-4)
-    inputs, targets = torch.from_numpy(x_train), torch.from_numpy(y_train)
-    val_inputs, val_targets = torch.from_numpy(x_val), torch.from_numpy(y_val)
-    generator = torch.Generator().manual_seed(config.seed)
+    rng = np.random.default_rng(config.seed)  # the run's own stream: init, then the epochs
+    head = LinearHead.initial(x_train.shape[1], classes, rng)
+    balance = class_balance(report, split, config)
+    weights = class_weights(y_train.tolist(), classes) if balance == "weights" else None
+    sample_weights = balanced_sample_weights(y_train.tolist()) if balance == "sampler" else None
+    optimiser = AdamW(lr=config.lr, weight_decay=1e-4)
     history: list[dict[str, float]] = []
-    best_state, best_accuracy, best_loss, stale = None, -1.0, math.inf, 0
+    best, best_accuracy, best_loss, stale = None, -1.0, math.inf, 0
     epochs = config.epochs
     cancelled = False
     train_started = time.monotonic()
@@ -190,27 +178,20 @@ def train_head(
         if cancel is not None and cancel.cancelled:
             cancelled = True
             break
-        head.train()
-        order = torch.randperm(len(inputs), generator=generator)
+        order = _epoch_order(len(x_train), rng, sample_weights)
         loss_sum, correct = 0.0, 0
         for start in range(0, len(order), config.batch_size):
             index = order[start : start + config.batch_size]
-            head.zero_grad(set_to_none=True)
-            logits = head(inputs[index])
-            loss = loss_fn(logits, targets[index])
-            loss.backward()
-            optimizer.step()
-            loss_sum += loss.item() * len(index)
-            correct += int((logits.argmax(1) == targets[index]).sum())
-        head.eval()
-        with torch.no_grad():
-            val_logits = head(val_inputs)
-            val_loss = float(loss_fn(val_logits, val_targets)) if len(val_targets) else math.nan
-            val_accuracy = (
-                float((val_logits.argmax(1) == val_targets).float().mean())
-                if len(val_targets)
-                else math.nan
+            loss, right = train_step(
+                head, optimiser, x_train[index], y_train[index], LABEL_SMOOTHING, weights
             )
+            loss_sum += loss * len(index)
+            correct += right
+        val_loss, val_accuracy = math.nan, math.nan
+        if len(y_val):
+            val_logits = head.logits(x_val)
+            val_loss = smoothed_cross_entropy(val_logits, y_val, LABEL_SMOOTHING, weights)[0]
+            val_accuracy = float((val_logits.argmax(1) == y_val).mean())
         record = {
             "epoch": epoch,
             "loss": loss_sum / max(1, len(order)),
@@ -236,35 +217,25 @@ def train_head(
         )
         score = val_accuracy if not math.isnan(val_accuracy) else record["accuracy"]
         if score > best_accuracy or (score == best_accuracy and val_loss < best_loss):
-            best_state = {k: v.clone() for k, v in head.state_dict().items()}
-            best_accuracy, best_loss, stale = score, val_loss, 0
+            best, best_accuracy, best_loss, stale = head.copy(), score, val_loss, 0
         else:
             stale += 1
             if stale >= config.patience:
                 break
-    if best_state is None:
-        from cnn_desktop.core.tasks import Cancelled
-
+    if best is None:
         raise Cancelled("cancelled before the first epoch finished")
-    model = load_pretrained_model()
-    with PrivateRandom(config.seed):  # its initial weights are replaced at once
-        model.reset_classifier(classes)
-    model.classifier.load_state_dict(best_state)
     spec = dataclasses.replace(
         bundle.spec,
         name=out.stem,
         class_names=report.classes,
         provenance=training_provenance(report, config),
     )
-    proto = graph_with_new_head(bundle, best_state["weight"].numpy(), best_state["bias"].numpy())
+    proto = graph_with_new_head(bundle, best.weight, best.bias)
     evaluation = None
     if len(y_val) and not split.test:
         # The validation images' embeddings are at hand: score the best head on them (the
         # export check below verifies that the saved ONNX model gives the same outputs).
-        head.load_state_dict(best_state)
-        with torch.no_grad():
-            probabilities = head(val_inputs).softmax(-1).numpy()
-        evaluation = head_evaluation(probabilities, y_val, val_paths, report.classes)
+        evaluation = head_evaluation(best.probabilities(x_val), y_val, val_paths, report.classes)
     training = {
         "mode": "head",
         "best_val_accuracy": best_accuracy,
@@ -274,8 +245,10 @@ def train_head(
         "val_images": len(y_val),
     }
     yield from finish(
-        model,
+        lambda batch: best.probabilities(embedder(batch)),
         spec,
+        proto,
+        head_weights(bundle, best),
         report,
         split,
         out,
@@ -283,6 +256,6 @@ def train_head(
         history,
         cancelled=cancelled,
         training=training,
-        proto=proto,
         evaluation=evaluation,
+        checked_against="the trained head on the backbone's embeddings",
     )

@@ -10,14 +10,16 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
 from cnn_desktop.core.inference.backends.torch import describe_device, torch_device
+from cnn_desktop.core.models.export import export_onnx
 from cnn_desktop.core.models.pretrained import default_spec, load_pretrained_model
 from cnn_desktop.core.models.spec import ModelSpec
 from cnn_desktop.core.models.torch_random import PrivateRandom
-from cnn_desktop.core.models.zoo import build_model, choose_input
+from cnn_desktop.core.models.zoo import build_model, choose_input, visualisable_layers
 from cnn_desktop.core.tasks import Cancelled, CancelToken
 from cnn_desktop.core.training.augment import build_augmentation
 from cnn_desktop.core.training.config import (
@@ -231,9 +233,21 @@ def train_network(
         "train_images": len(split.train),
         "val_images": len(split.val),
     }
+    yield TrainEvent("export", message="Exporting the model to ONNX…", fraction=0.0)
+    model = model.cpu().eval()
+    proto, spec = export_onnx(model, spec, visualisable_layers(model))
+    model.eval()  # the exporter leaves the model in training mode (dropout would draw numbers)
+    weights = {k: v.detach().cpu().numpy() for k, v in model.state_dict().items()}
+
+    def reference(batch: np.ndarray) -> np.ndarray:
+        with torch.no_grad():
+            return model(torch.from_numpy(batch)).float().softmax(-1).numpy()
+
     yield from finish(
-        model,
+        reference,
         spec,
+        proto,
+        weights,
         report,
         split,
         out,

@@ -1,5 +1,7 @@
-"""The end of a training run: export to ONNX, save the bundle, verify the export against the
-torch model on the validation images, evaluate, and record it all in ``metrics.json``.
+"""The end of a training run: save the bundle, verify its ONNX graph against the trained model
+on validation images, evaluate, and record it all in ``metrics.json``. Torch-free: the trained
+model is seen only through a ``reference`` function (torch for full and scratch runs, the
+numpy head on ONNX Runtime embeddings for head runs).
 
 A model already at the output path is replaced only by a finished run whose check passed: the
 run's bundle is first saved and checked in a private folder beside it, then saved under its
@@ -9,23 +11,19 @@ from __future__ import annotations
 
 import json
 import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import onnx
-import torch
-from torch import nn
 
 from cnn_desktop.core.imaging.files import atomic_write
 from cnn_desktop.core.imaging.loading import ImageLoadError
 from cnn_desktop.core.imaging.preprocess import load_and_preprocess
 from cnn_desktop.core.inference.backends.onnx import OnnxClassifier
 from cnn_desktop.core.models.bundle import ModelBundle, load_bundle, save_bundle
-from cnn_desktop.core.models.export import export_onnx
 from cnn_desktop.core.models.spec import ModelSpec
-from cnn_desktop.core.models.zoo import visualisable_layers
 from cnn_desktop.core.training.config import TrainConfig, TrainEvent, TrainResult
 from cnn_desktop.core.training.dataset import ScanReport
 from cnn_desktop.core.training.evaluate import Evaluation, evaluate_items
@@ -53,19 +51,22 @@ def stratified_sample(items: Sequence[tuple[Path, int]], limit: int) -> list[tup
     return chosen
 
 
+Reference = Callable[[np.ndarray], np.ndarray]
+"""The trained model: class probabilities ``[N, classes]`` for a preprocessed batch."""
+
+
 def export_check(
-    model: nn.Module,
+    reference: Reference,
     classifier: OnnxClassifier,
     items: Sequence[tuple[Path, int]],
     max_images: int = PARITY_MAX_IMAGES,
 ) -> dict[str, Any]:
-    """Compare the ONNX export with the torch model on real images.
+    """Compare the saved ONNX graph with the trained model on real images.
 
     Returns:
         ``images``, ``top1_agreement`` (fraction), ``max_abs_difference`` and ``passed``
         (100 % top-1 agreement and probabilities within 1e-4).
     """
-    model = model.cpu().eval()
     tensors = []
     for path, _ in stratified_sample(items, max_images):
         try:
@@ -78,10 +79,9 @@ def export_check(
     for start in range(0, len(tensors), 32):
         batch = np.stack(tensors[start : start + 32])
         onnx_probs = classifier.predict(batch)
-        with torch.no_grad():
-            torch_probs = model(torch.from_numpy(batch)).float().softmax(-1).numpy()
-        agree += int((onnx_probs.argmax(1) == torch_probs.argmax(1)).sum())
-        worst = max(worst, float(np.abs(onnx_probs - torch_probs).max()))
+        trained_probs = np.asarray(reference(batch), np.float32)
+        agree += int((onnx_probs.argmax(1) == trained_probs.argmax(1)).sum())
+        worst = max(worst, float(np.abs(onnx_probs - trained_probs).max()))
     agreement = agree / len(tensors)
     return {
         "images": len(tensors),
@@ -99,8 +99,10 @@ def _write_json_atomically(path: Path, content: Any) -> None:
 
 
 def finish(
-    model: nn.Module,
+    reference: Reference,
     spec: ModelSpec,
+    proto: onnx.ModelProto,
+    weights: Mapping[str, np.ndarray],
     report: ScanReport,
     split: Split,
     out: Path,
@@ -109,21 +111,17 @@ def finish(
     *,
     cancelled: bool,
     training: dict[str, Any],
-    proto: onnx.ModelProto | None = None,
     evaluation: Evaluation | None = None,
+    checked_against: str = "PyTorch",
 ) -> Iterator[TrainEvent]:
-    """Export (unless ``proto`` is the graph already), save, verify and evaluate; ends with a
-    ``done`` or ``cancelled`` event whose result says where the model went.
+    """Save the bundle (``proto`` and ``weights``), verify the graph against ``reference`` and
+    evaluate it; ends with a ``done`` or ``cancelled`` event whose result says where the model
+    went.
 
     ``out`` is the bundle path asked for. When nothing is there the model is saved there;
     otherwise it is saved and checked aside first, and replaces ``out`` only if the run was
     not cancelled and the check passed (else it keeps a name of its own beside ``out``).
     """
-    yield TrainEvent("export", message="Exporting the model to ONNX…", fraction=0.0)
-    model = model.cpu().eval()
-    if proto is None:
-        proto, spec = export_onnx(model, spec, visualisable_layers(model))
-    weights = {k: v.detach().cpu().numpy() for k, v in model.state_dict().items()}
     metrics: dict[str, Any] = {"training": training}
 
     def save(path: Path) -> ModelBundle:
@@ -133,7 +131,9 @@ def finish(
     def verify(bundle: ModelBundle) -> None:
         classifier = OnnxClassifier(bundle, "cpu")
         limit = HEAD_PARITY_MAX_IMAGES if config.mode == "head" else PARITY_MAX_IMAGES
-        metrics["export_check"] = export_check(model, classifier, split.val or split.train, limit)
+        metrics["export_check"] = export_check(
+            reference, classifier, split.val or split.train, limit
+        )
         found = evaluation
         if (split.test or split.val) and found is None:
             found = evaluate_items(classifier, split.test or split.val, report.classes)
@@ -141,7 +141,7 @@ def finish(
             metrics["evaluation"] = found.to_dict()
             metrics["evaluation_set"] = "test" if split.test else "validation"
 
-    check_message = "Checking the ONNX export against PyTorch…"
+    check_message = f"Checking the ONNX export against {checked_against}…"
     kept_because, replaced = "", False
     if not (out.exists() or out.is_symlink()):  # nothing to protect: one save, in place
         bundle = save(out)
