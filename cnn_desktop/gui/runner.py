@@ -42,19 +42,28 @@ INTERACTIVE_THREADS = 3
 
 @dataclass(frozen=True)
 class TaskFailure:
-    """Why a job failed: the exception's type and message, and the traceback (for logs)."""
+    """Why a job failed: the exception's type and message, and the traceback (for logs).
+
+    The core's own errors (``BundleError``, ``BackendError`` …) carry messages written for the
+    user and are shown as they are; any other exception is a bug or a surprise, shown with its
+    type (``KeyError: 'x'``) so that the report says what happened.
+    """
 
     type_name: str
     message: str
     traceback: str = ""
+    expected: bool = False
 
     def __str__(self) -> str:
+        if self.expected and self.message:
+            return self.message
         return f"{self.type_name}: {self.message}" if self.message else self.type_name
 
     @classmethod
     def from_exception(cls, exc: BaseException) -> TaskFailure:
         """The failure an exception (being handled) describes."""
-        return cls(type(exc).__name__, str(exc), traceback.format_exc())
+        ours = type(exc).__module__.startswith("cnn_desktop.")
+        return cls(type(exc).__name__, str(exc), traceback.format_exc(), expected=ours)
 
 
 class TaskContext:

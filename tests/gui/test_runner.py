@@ -111,3 +111,17 @@ def test_stop_cancels_running_jobs_and_every_later_one(qtbot, runner):
 
     assert running.is_cancelled and later.is_cancelled
     assert outcomes == ["a"], "a job submitted after stop() ran"
+
+
+def test_the_cores_own_errors_read_as_their_message_with_the_type_kept(qtbot, runner):
+    from cnn_desktop.core.bundle import BundleError
+
+    def unreadable(_context: TaskContext) -> None:
+        raise BundleError("holiday.cnnmodel has no model.json")
+
+    told: list[str] = []
+    handle = runner.submit("Open model", unreadable, on_error=told.append)
+    wait_ended(qtbot, runner)
+
+    assert told == ["holiday.cnnmodel has no model.json"]
+    assert handle.failure is not None and handle.failure.type_name == "BundleError"
