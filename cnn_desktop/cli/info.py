@@ -32,5 +32,5 @@ def run_info(args: argparse.Namespace) -> int:
         has_mps = "yes" if torch_info["mps_available"] else "no"
         print(f"PyTorch {torch_info['version']}: CUDA {has_cuda} ({cuda}); MPS {has_mps}")
     else:
-        print("PyTorch: not installed (training and Grad-CAM unavailable)")
+        print("PyTorch: not installed (full and scratch training, Grad-CAM and the torch backend)")
     return EXIT_OK

@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 import importlib.metadata
 import importlib.util
+import sys
 
 
 def installed_version(distribution: str, module_name: str) -> str | None:
@@ -26,3 +27,20 @@ def installed_version(distribution: str, module_name: str) -> str | None:
     except (ImportError, ValueError):
         return None
     return str(getattr(module, "__version__", "unknown"))
+
+
+NO_TORCH = "this installation of cnn-desktop has no PyTorch (the lite build)"
+
+
+def torch_installed() -> bool:
+    """Whether PyTorch can be imported, found without importing it (that takes seconds).
+
+    Full and scratch training, Grad-CAM and the PyTorch backend need it; classification,
+    feature maps, the gradient-free CAM and head training do not.
+    """
+    if "torch" in sys.modules:
+        return sys.modules["torch"] is not None  # None: imports of it are blocked
+    try:
+        return importlib.util.find_spec("torch") is not None
+    except (ImportError, ValueError):
+        return False

@@ -9,6 +9,8 @@ from typing import TYPE_CHECKING
 from PySide6.QtGui import QAction, QActionGroup, QKeySequence
 from PySide6.QtWidgets import QMenu
 
+from cnn_desktop.core.versions import NO_TORCH, torch_installed
+
 if TYPE_CHECKING:
     from cnn_desktop.gui.main_window import MainWindow
 
@@ -79,6 +81,10 @@ def build_menus(window: MainWindow) -> WindowActions:
     device = _exclusive(window, model_menu.addMenu("&Device"), DEVICE_TITLES, window.set_device)
     backend["onnx"].setShortcut(QKeySequence("Ctrl+Alt+O"))
     backend["torch"].setShortcut(QKeySequence("Ctrl+Alt+P"))
+    if not torch_installed():  # the lite build: say why instead of failing when chosen
+        backend["torch"].setEnabled(False)
+        backend["torch"].setText("&PyTorch (not in this installation)")
+        backend["torch"].setStatusTip(f"The PyTorch backend needs PyTorch: {NO_TORCH}")
 
     help_menu = bar.addMenu("&Help")
     _add(window, help_menu, "&About cnn-desktop", "F1", window.show_about)

@@ -10,6 +10,7 @@ from PySide6.QtCore import QSettings
 from cnn_desktop.core.inference import Classifier
 from cnn_desktop.core.models import ModelBundle
 from cnn_desktop.core.training import DEFAULT_CACHE_LIMIT_BYTES
+from cnn_desktop.core.versions import torch_installed
 
 MAX_RECENT_MODELS = 8
 MB = 1024**2
@@ -77,7 +78,8 @@ class Settings:
     @property
     def backend(self) -> str:
         value = str(self._get("classify/backend", "onnx", str))
-        return value if value in ("onnx", "torch") else "onnx"
+        usable = ("onnx", "torch") if torch_installed() else ("onnx",)
+        return value if value in usable else "onnx"
 
     @backend.setter
     def backend(self, value: str) -> None:

@@ -4,12 +4,24 @@ when its ONNX export check did not pass)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
 
-from PySide6.QtWidgets import QFileDialog, QHBoxLayout, QLineEdit, QMessageBox, QPushButton, QWidget
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QStandardItemModel
+from PySide6.QtWidgets import (
+    QComboBox,
+    QFileDialog,
+    QHBoxLayout,
+    QLineEdit,
+    QMessageBox,
+    QPushButton,
+    QWidget,
+)
 
 from cnn_desktop.core.models import BUNDLE_SUFFIX
 from cnn_desktop.core.training import TrainResult, bundle_path, free_bundle_path
+from cnn_desktop.core.versions import NO_TORCH, torch_installed
 
 Yes, No = QMessageBox.StandardButton.Yes, QMessageBox.StandardButton.No
 
@@ -104,3 +116,23 @@ def describe_use_button(button: QPushButton, result: TrainResult | None) -> None
             "Its ONNX export check did not pass: the saved model may not behave like the "
             "trained one. You will be asked to confirm."
         )
+
+
+def disable_modes_without_torch(combo: QComboBox) -> None:
+    """Grey out the modes that need PyTorch (full, scratch), saying why, in a build without it."""
+    if torch_installed():
+        return
+    model = combo.model()
+    assert isinstance(model, QStandardItemModel)
+    for row in range(combo.count()):
+        if combo.itemData(row) == "head":
+            continue
+        model.item(row).setEnabled(False)
+        combo.setItemText(row, f"{combo.itemText(row)} (needs PyTorch)")
+        combo.setItemData(row, f"Needs PyTorch: {NO_TORCH}", Qt.ItemDataRole.ToolTipRole)
+
+
+def usable_mode(mode: str, known: Iterable[str]) -> str:
+    """``mode`` if it is one of ``known`` and this installation can train it, else ``head``
+    (e.g. a saved choice of ``full`` from a build with PyTorch, opened in one without)."""
+    return mode if mode in known and (mode == "head" or torch_installed()) else "head"

@@ -38,9 +38,9 @@ from cnn_desktop.core.training import (
     make_split,
     scan_folder,
 )
+from cnn_desktop.gui import train_outcome as outcome
 from cnn_desktop.gui.runner import TaskHandle, TaskRunner
 from cnn_desktop.gui.state import Settings
-from cnn_desktop.gui.train_outcome import OutputChooser, confirm_unverified, describe_use_button
 from cnn_desktop.gui.widgets.augment_preview import AugmentationChooser, preview_spec
 from cnn_desktop.gui.widgets.confusion_matrix import TrainResultsView
 from cnn_desktop.gui.widgets.training_curves import TrainingProgress, run_training
@@ -147,6 +147,7 @@ class TrainPanel(QWidget):
         self.mode_combo = QComboBox(box)
         for mode, title in MODE_TITLES.items():
             self.mode_combo.addItem(title, mode)
+        outcome.disable_modes_without_torch(self.mode_combo)
         self.arch_combo = QComboBox(box)
         for name in SCRATCH_ARCHITECTURES:
             self.arch_combo.addItem(ARCHITECTURES[name].title, name)
@@ -159,7 +160,7 @@ class TrainPanel(QWidget):
         self.size_spin.setSpecialValueText("automatic")
         self.seed_spin = QSpinBox(box, minimum=0, maximum=2**31 - 1)
         self.augment = AugmentationChooser(self.runner, self._preview_source, box)
-        self.output = OutputChooser(box)
+        self.output = outcome.OutputChooser(box)
         self.output_edit = self.output.edit
         form = QFormLayout(box)
         for label, field in (
@@ -311,7 +312,7 @@ class TrainPanel(QWidget):
         self.settings.qsettings.setValue("train/epochs", config.epochs)
         self.result = None
         self.results.clear()
-        describe_use_button(self.results.use_button, None)
+        outcome.describe_use_button(self.results.use_button, None)
         self.run_view.reset("Starting…")
         self.handle = self.runner.submit(
             "Training",
@@ -341,7 +342,7 @@ class TrainPanel(QWidget):
         prefix = "Training cancelled: the best model so far was saved. " if cancelled else ""
         self.run_view.set_status(prefix + event.message, failed=not result.export_verified)
         self.results.show_result(result, cancelled=cancelled)
-        describe_use_button(self.results.use_button, result)
+        outcome.describe_use_button(self.results.use_button, result)
         self.message.emit(prefix + event.message)
         # The run does not become the window's model by itself: only "Use this model" does.
 
@@ -349,7 +350,7 @@ class TrainPanel(QWidget):
         """*Use this model*: make the run's model the window's active one (asking first when
         its export check did not pass)."""
         unverified = self.result is not None and not self.result.export_verified
-        if unverified and not confirm_unverified(self, path):
+        if unverified and not outcome.confirm_unverified(self, path):
             return
         self.use_model.emit(path)
         self.message.emit(f"Opening {path} as the active model…")
@@ -373,14 +374,13 @@ class TrainPanel(QWidget):
         self.cancel_button.setEnabled(running)
         for widget in (self.options, self.folder_edit, self.choose_button):
             widget.setEnabled(not running)
-        self.arch_combo.setEnabled(self.mode == "scratch")
-        self.size_spin.setEnabled(self.mode == "scratch")
+        for scratch_only in (self.arch_combo, self.size_spin):
+            scratch_only.setEnabled(self.mode == "scratch")
 
     # ----- settings -----------------------------------------------------------------------
     def _restore(self) -> None:
         values = self.settings.qsettings
-        mode = str(values.value("train/mode", "head"))
-        mode = mode if mode in MODE_TITLES else "head"
+        mode = outcome.usable_mode(str(values.value("train/mode", "head")), MODE_TITLES)
         epochs = values.value("train/epochs")
         self.mode_combo.setCurrentIndex(self.mode_combo.findData(mode, Qt.ItemDataRole.UserRole))
         self._mode_changed()  # also when the index did not change

@@ -114,7 +114,7 @@ def test_stop_cancels_running_jobs_and_every_later_one(qtbot, runner):
 
 
 def test_the_cores_own_errors_read_as_their_message_with_the_type_kept(qtbot, runner):
-    from cnn_desktop.core.bundle import BundleError
+    from cnn_desktop.core.models import BundleError
 
     def unreadable(_context: TaskContext) -> None:
         raise BundleError("holiday.cnnmodel has no model.json")

@@ -17,6 +17,7 @@ from cnn_desktop.core.models.bundle import ModelBundle
 from cnn_desktop.core.training.augment import parse_augmentations
 from cnn_desktop.core.training.dataset import ScanReport
 from cnn_desktop.core.training.splits import Split
+from cnn_desktop.core.versions import NO_TORCH, torch_installed
 
 MODES = ("head", "full", "scratch")
 DEFAULTS: dict[str, dict[str, Any]] = {
@@ -58,6 +59,10 @@ class TrainConfig:
         """
         if self.mode not in MODES:
             raise TrainError(f"unknown mode '{self.mode}' (choose from {', '.join(MODES)})")
+        if self.mode != "head" and not torch_installed():
+            raise TrainError(
+                f"{self.mode} training needs PyTorch, and {NO_TORCH}; head mode works without it"
+            )
         if not 0 < self.val_split < 1:
             raise TrainError("the validation split must be between 0 and 1")
         if self.balance not in ("auto", "weights", "sampler", "none"):

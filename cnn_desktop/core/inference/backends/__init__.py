@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from cnn_desktop.core.inference.backends.base import BACKENDS, DEVICES, BackendError, Classifier
 from cnn_desktop.core.models.bundle import ModelBundle
+from cnn_desktop.core.versions import NO_TORCH, torch_installed
 
 
 def open_classifier(bundle: ModelBundle, backend: str = "onnx", device: str = "auto") -> Classifier:
@@ -27,6 +28,8 @@ def open_classifier(bundle: ModelBundle, backend: str = "onnx", device: str = "a
 
         return OnnxClassifier(bundle, device)
     if backend == "torch":
+        if not torch_installed():
+            raise BackendError(f"the PyTorch backend needs PyTorch, and {NO_TORCH}")
         from cnn_desktop.core.inference.backends.torch import TorchClassifier
 
         return TorchClassifier(bundle, device)
