@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -126,3 +128,24 @@ def test_evaluate_lists_a_file_name_that_is_not_utf8(latin1_named_image: Path, f
         ]
     else:
         assert "caf\\udce9.png: tabby predicted as" in text
+
+
+def test_onnx_runtime_telemetry_is_off_and_silent_with_a_read_only_home(photos) -> None:
+    # ONNX Runtime 1.29+ sends usage telemetry unless told not to, and warns on stderr when it
+    # cannot save a device ID; cnn-desktop runs locally and keeps stderr for its own lines.
+    env = {k: v for k, v in os.environ.items() if k != "ORT_DISABLE_TELEMETRY"}
+    probe = (
+        "import os, sys; from cnn_desktop.cli import main; "
+        "code = main(sys.argv[1:]); print('TELEMETRY', os.environ.get('ORT_DISABLE_TELEMETRY'));"
+        "sys.exit(code)"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe, "classify", str(photos["chelsea"]), "--format", "json"],
+        env={**env, "HOME": "/proc/nonexistent"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "TELEMETRY 1" in done.stdout
+    assert "telemetry" not in done.stderr.lower()

@@ -188,6 +188,13 @@ def read_unchanging_folder(
     no error). ``errors`` raised while the name kept its folder are passed on."""
     for _ in range(_READ_ATTEMPTS):
         before = _identity(folder)
+        if before is None:  # between the two renames of a save: wait for it, or recover
+            recovered = recover_interrupted_replace(folder)
+            if recovered is not None and recovered != folder:
+                return read(recovered)
+            if recovered is None and _identity(folder) is None:
+                return read(folder)  # nothing there and nothing to recover: its own error
+            continue
         try:
             result = read(folder)
         except errors:
