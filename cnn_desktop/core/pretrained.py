@@ -20,6 +20,7 @@ import platformdirs
 from filelock import FileLock
 
 from cnn_desktop.core.bundle import BundleError, ModelBundle, load_bundle, save_bundle
+from cnn_desktop.core.bundled_model import packaged_default_bundle_path
 from cnn_desktop.core.spec import FORMAT_VERSION, ModelSpec
 from cnn_desktop.core.tasks import ProgressCallback, no_progress
 
@@ -201,6 +202,9 @@ def cached_bundle_path() -> Path:
 
 def default_model_bundle(progress: ProgressCallback = no_progress) -> ModelBundle:
     """The default model's bundle, built (once, a few seconds) when missing, stale or corrupt."""
+    packaged = packaged_default_bundle_path()  # a packaged app carries it, already exported
+    if packaged is not None:
+        return load_bundle(packaged)
     path = cached_bundle_path()
     bundle = _cached(path)
     if bundle is not None:
