@@ -97,6 +97,18 @@ no_display_one_line() {  # the window without any display: one line naming the p
   [[ $rc -eq 2 && $(echo "$err" | wc -l) -eq 1 && "$err" == "cnn-desktop: error: "* ]]
 }
 
+missing_library_one_line() {  # a system library the window needs is missing: one line naming
+  # the Debian package, no Qt abort. Simulated on a writable copy whose list names one more.
+  local copy="$work/copy with missing library" err rc
+  rm -rf "$copy" && cp -a "$1" "$copy" && chmod -R u+w "$copy"
+  sed -i 's|^{|{"libcnn-desktop-test-missing.so.0": "libcnn-desktop-test0",|' \
+    "$copy/_internal/qt-system-libraries.json"
+  err=$(bare "$(new_home)" DISPLAY=:77 "$copy/cnn-desktop" 2>&1 >/dev/null); rc=$?
+  rm -rf "$copy"
+  echo "exit $rc: $err"
+  [[ $rc -eq 2 && $(echo "$err" | wc -l) -eq 1 && "$err" == *"sudo apt install libcnn-desktop-test0"* ]]
+}
+
 libraries_resolve() {  # (e) ldd over every bundled ELF file finds every library
   local app_dir="$1" missing
   missing=$(find "$app_dir" -type f \( -name "*.so*" -o -perm -u+x \) -print0 \
@@ -123,6 +135,8 @@ run_checks() {  # run_checks LABEL EXECUTABLE APP_DIR
   echo "        working: $(tr '\n' ' ' <"$work/providers" 2>/dev/null)"
   check "two copies at once, fresh HOME: both classify" two_at_once "$exe"
   check "no display: one line, exit 2" no_display_one_line "$exe"
+  check "missing X11 library: one line naming its package, exit 2" \
+    missing_library_one_line "$app_dir"
 }
 
 tar_root="$work/tar root"
