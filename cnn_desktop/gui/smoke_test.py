@@ -6,11 +6,14 @@ the main window (offscreen unless ``QT_QPA_PLATFORM`` says otherwise) on the bui
 runner, computes the feature maps of the first convolution and the class-activation map of
 the top class, prints one line per step and exits 0; any error shown by the window, or a step
 that does not finish in time, prints ``cnn-desktop: error: smoke test: ...`` and exits 1.
-Settings go to a temporary file, never the user's.
+Settings go to a temporary file, never the user's. The last line before the verdict is
+``timings: {JSON}``: wall-clock times (``time.time()``) of the window's first paint, the model
+loaded and the first prediction, read by ``benchmarks/bench_package.py``.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 import tempfile
@@ -37,21 +40,25 @@ def run_smoke_test(paths: Sequence[str] = (), model: str | None = None) -> int:
     from cnn_desktop.gui.state import Settings
 
     started = time.monotonic()
+    timings: dict[str, float] = {}
     app = create_app()
     with tempfile.TemporaryDirectory(prefix="cnn-desktop-smoke-") as folder:
         settings = Settings(
             QSettings(str(Path(folder) / "settings.ini"), QSettings.Format.IniFormat)
         )
         window = MainWindow(settings, model_path=model)
+        first_paint = _first_paint_filter(timings)
+        window.installEventFilter(first_paint)
         window.show()
         try:
-            _drive(window, _image_to_classify(paths), started)
+            _drive(window, _image_to_classify(paths), started, timings)
         except SmokeTestFailure as exc:
             print(f"cnn-desktop: error: smoke test: {exc}", file=sys.stderr)
             return 1
         finally:
             window.close()
             app.processEvents()
+    print(f"timings: {json.dumps(timings)}")
     print(f"smoke test passed in {time.monotonic() - started:.1f} s")
     return 0
 
@@ -63,9 +70,10 @@ def _image_to_classify(paths: Sequence[str]) -> Path:
     return Path(str(icon))
 
 
-def _drive(window, image: Path, started: float) -> None:
-    _step(window, "window shown", window.isVisible)
+def _drive(window, image: Path, started: float, timings: dict[str, float]) -> None:
+    _step(window, "window painted", lambda: "window_painted" in timings)
     _step(window, "model loaded", lambda: window.active_model is not None)
+    timings["model_loaded"] = time.time()
     print(f"model: {window.model_label.text()} ({time.monotonic() - started:.1f} s)")
 
     window.add_inputs([image])
@@ -75,6 +83,7 @@ def _drive(window, image: Path, started: float) -> None:
         return bool(entries()) and not any(e.pending for e in entries())
 
     _step(window, f"{image.name} classified", classified)
+    timings["first_prediction"] = time.time()
     entry = entries()[0]
     if entry.error is not None or not entry.predictions:
         raise SmokeTestFailure(f"{image.name} was not classified: {entry.error}")
@@ -101,6 +110,19 @@ def _drive(window, image: Path, started: float) -> None:
     _step(window, "class-activation map", lambda: wanted in prediction.cam_label.text())
     print(f"class-activation map: {prediction.cam_label.text()}")
     _step(window, "all tasks finished", lambda: not window.runner.active)
+
+
+def _first_paint_filter(timings: dict[str, float]):
+    """An event filter noting when the window's first paint has been processed."""
+    from PySide6.QtCore import QEvent, QObject, QTimer
+
+    class FirstPaint(QObject):
+        def eventFilter(self, _watched: QObject, event: QEvent) -> bool:
+            if event.type() == QEvent.Type.Paint and "window_painted" not in timings:
+                QTimer.singleShot(0, lambda: timings.setdefault("window_painted", time.time()))
+            return False
+
+    return FirstPaint()
 
 
 def _step(window, what: str, done: Callable[[], bool]) -> None:
