@@ -109,10 +109,12 @@ missing_library_one_line() {  # a system library the window needs is missing: on
   [[ $rc -eq 2 && $(echo "$err" | wc -l) -eq 1 && "$err" == *"sudo apt install libcnn-desktop-test0"* ]]
 }
 
-libraries_resolve() {  # (e) ldd over every bundled ELF file finds every library
+libraries_resolve() {  # (e) ldd over every bundled ELF file finds every library (torch/lib
+  # too: torchvision's operators find libtorch because torch is always imported first)
   local app_dir="$1" missing
   missing=$(find "$app_dir" -type f \( -name "*.so*" -o -perm -u+x \) -print0 \
-    | xargs -0 -n 50 env LD_LIBRARY_PATH="$app_dir/_internal" ldd 2>/dev/null \
+    | xargs -0 -n 50 env LD_LIBRARY_PATH="$app_dir/_internal:$app_dir/_internal/torch/lib" ldd \
+    2>/dev/null \
     | grep "not found" | sort -u)
   [[ "$flavour" == full ]] && missing=$(echo "$missing" | grep -v -E "libcuda\.so|libnvidia-" || true)
   [[ -z "$missing" ]] || { echo "$missing"; return 1; }

@@ -3,9 +3,11 @@
     python3 system_libraries.py APP_DIR [--depends-out FILE] [--xcb-out FILE] [--ignore SONAME]
 
 ``ldd`` runs as the bundle's launcher runs the app (its ``_internal`` folder on
-LD_LIBRARY_PATH). Every library it resolves outside the bundle is mapped to the Debian
-package that owns it (``dpkg -S``); a library it cannot find at all is reported and makes the
-exit code 1 (the ``--ignore``d ones aside: the driver's ``libcuda``). Outputs:
+LD_LIBRARY_PATH, and ``torch/lib`` where there is one: torchvision's operator libraries carry
+no usable rpath and find libtorch because torch is always imported first). Every library it
+resolves outside the bundle is mapped to the Debian package that owns it (``dpkg -S``); a
+library it cannot find at all is reported and makes the exit code 1 (the ``--ignore``d ones
+aside: the driver's ``libcuda``). Outputs:
 
 - ``--depends-out``: the .deb's ``Depends:`` value (each package also accepts its
   ``t64``-renamed successor, as on Ubuntu 24.04 and Debian 13);
@@ -40,9 +42,9 @@ def elf_files(root: Path) -> list[Path]:
     return found
 
 
-def ldd(path: Path, library_path: Path) -> dict[str, str | None]:
+def ldd(path: Path, library_path: str) -> dict[str, str | None]:
     """soname → resolved path (None: not found) of ``path``'s dependencies."""
-    env = {**os.environ, "LD_LIBRARY_PATH": str(library_path)}
+    env = {**os.environ, "LD_LIBRARY_PATH": library_path}
     result = subprocess.run(["ldd", str(path)], capture_output=True, text=True, env=env)
     deps: dict[str, str | None] = {}
     for line in result.stdout.splitlines():
@@ -97,12 +99,13 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     root = args.app_dir.resolve()
     internal = root / "_internal" if (root / "_internal").is_dir() else root
+    library_path = os.pathsep.join(str(p) for p in (internal, internal / "torch" / "lib"))
     system: set[str] = set()
     xcb_system: dict[str, str] = {}
     missing: dict[str, list[str]] = {}
     files = elf_files(root)
     for path in files:
-        for soname, resolved in ldd(path, internal).items():
+        for soname, resolved in ldd(path, library_path).items():
             if resolved is None:
                 if not any(soname.startswith(prefix) for prefix in args.ignore):
                     missing.setdefault(soname, []).append(str(path.relative_to(root)))
