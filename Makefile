@@ -3,17 +3,23 @@
 #   make test         set up and run the whole suite headless (pytest, ruff, import contracts)
 #   make bench        performance figures as JSON in benchmarks/results/
 #   make screenshots  run the real window under Xvfb and write docs/screenshots/*.png
+#   make package      the packaged app without Python (FLAVOUR=lite, the default, or full) in
+#                     dist/: Linux .tar.gz and .deb; each flavour builds in build/venv-FLAVOUR
+#   make package-test smoke-test those artefacts in a bare environment (env -i, no venv)
+#   make icons        render resources/icons/*.png, .ico, .icns from the SVG
 
 PYTHON ?= python3
-VENV := .venv
+VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 # torch/torchvision are pinned to the pair served from local wheels; install them first so
 # no other resolver ever pulls a different (multi-GB) build.
 TORCH_PINS := torch==2.14.1 torchvision==0.29.1
 PYTEST_ARGS ?=
+FLAVOUR ?= lite
 
-.PHONY: run test lint bench screenshots package clean system-deps-test system-deps-gui
+.PHONY: run test lint bench bench-package screenshots package package-test icons clean \
+	system-deps-test system-deps-gui system-deps-package
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -29,6 +35,9 @@ system-deps-test:
 
 system-deps-gui:
 	@bash packaging/system-deps.sh gui
+
+system-deps-package:
+	@bash packaging/system-deps.sh package
 
 run: $(STAMP) system-deps-gui
 	$(BIN)/cnn-desktop
@@ -50,6 +59,19 @@ bench: $(STAMP)
 screenshots: $(STAMP)
 	@bash packaging/system-deps.sh screenshots
 	$(BIN)/python docs/make_screenshots.py --out docs/screenshots
+
+package: $(STAMP) system-deps-package
+	bash packaging/build.sh $(FLAVOUR) $(abspath $(BIN))/python
+
+bench-package: $(STAMP)
+	mkdir -p benchmarks/results
+	$(BIN)/python -m benchmarks.bench_package --out benchmarks/results/package.json
+
+package-test: system-deps-package
+	bash packaging/package_test.sh $(FLAVOUR)
+
+icons: $(STAMP)
+	$(BIN)/python packaging/render_icons.py
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest-cache-models benchmarks/results

@@ -3,15 +3,22 @@
 #   system-deps.sh test         libraries for headless (offscreen) Qt
 #   system-deps.sh gui          + X11/xcb libraries to show the window
 #   system-deps.sh screenshots  + Xvfb to run the real window on a virtual screen
+#   system-deps.sh package      + Wayland client libraries (every library the packaged Qt
+#                               links must be here: its .deb's Depends are read off them),
+#                               desktop-file-validate and appstreamcli
 set -euo pipefail
 level="${1:-test}"
 packages=(libegl1 libgl1 libfontconfig1 libxkbcommon0 libdbus-1-3 libglib2.0-0)
-if [[ "$level" == gui || "$level" == screenshots ]]; then
+if [[ "$level" == gui || "$level" == screenshots || "$level" == package ]]; then
   packages+=(libxkbcommon-x11-0 libxcb-cursor0 libxcb-icccm4 libxcb-keysyms1 libxcb-image0
              libxcb-render-util0 libxcb-shape0 libxcb-xkb1 libxcb-randr0 libxcb-xinerama0)
 fi
 if [[ "$level" == screenshots ]]; then
   packages+=(xvfb xauth fonts-dejavu-core)
+fi
+if [[ "$level" == package ]]; then
+  packages+=(libwayland-client0 libwayland-cursor0 libwayland-egl1 libxcb-util1
+             desktop-file-utils appstream dpkg)
 fi
 if ! command -v dpkg-query >/dev/null 2>&1; then
   echo "system-deps: not a Debian-like system; install Qt's runtime libraries yourself" >&2

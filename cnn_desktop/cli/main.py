@@ -28,6 +28,7 @@ def build_parser() -> argparse.ArgumentParser:
     gui = commands.add_parser("gui", help="open the desktop window (the default)")
     gui.add_argument("paths", nargs="*", help="images or folders to classify at start")
     gui.add_argument("--model", help="a .cnnmodel bundle or .onnx file (default: built-in)")
+    gui.add_argument("--smoke-test", action="store_true", help="check the window works, then exit")
 
     classify = commands.add_parser("classify", help="classify images and folders")
     classify.add_argument("paths", nargs="+", help="image files and folders (recursive)")
@@ -149,6 +150,10 @@ def _escape_unencodable_output() -> None:
 
 def _run(argv: Sequence[str] | None) -> int:
     args = build_parser().parse_args(argv)
+    if getattr(args, "smoke_test", False):
+        from cnn_desktop.gui.smoke_test import run_smoke_test
+
+        return run_smoke_test(args.paths, args.model)
     if args.command in (None, "gui"):
         from cnn_desktop.gui.app import run_app
 

@@ -23,6 +23,7 @@ import platformdirs
 from filelock import FileLock
 
 from cnn_desktop.core.models.bundle import BundleError, ModelBundle, load_bundle, save_bundle
+from cnn_desktop.core.models.bundled_model import packaged_default_bundle_path
 from cnn_desktop.core.models.spec import FORMAT_VERSION, ModelSpec
 from cnn_desktop.core.tasks import ProgressCallback, no_progress
 from cnn_desktop.core.versions import installed_version
@@ -275,12 +276,16 @@ def cached_bundle_path() -> Path:
 def default_model_bundle(progress: ProgressCallback = no_progress) -> ModelBundle:
     """The default model's bundle, built (once, a few seconds) when missing, stale or corrupt.
 
-    When the cache cannot be written it is built in a private temporary folder instead
-    (``progress`` says so), so the app still works.
+    A packaged app carries it already exported and uses that. When the cache cannot be
+    written it is built in a private temporary folder instead (``progress`` says so), so the
+    app still works.
 
     Raises:
         PretrainedError: The weights are missing, or no folder can be written.
     """
+    packaged = packaged_default_bundle_path()
+    if packaged is not None:
+        return load_bundle(packaged)
     path = cached_bundle_path()
     bundle = _cached(path)
     if bundle is not None:
