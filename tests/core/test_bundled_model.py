@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from cnn_desktop.core import pretrained
+from cnn_desktop.core.models import pretrained
 from cnn_desktop.core.models.bundled_model import PACKAGED_BUNDLE, packaged_default_bundle_path
 
 
