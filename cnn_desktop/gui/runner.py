@@ -165,7 +165,10 @@ class _Job(QRunnable):
             handle.cancelled.emit()
         except Exception as exc:  # any job failure is shown to the user, never swallowed
             handle.failure = TaskFailure.from_exception(exc)
-            log.error("task %r failed:\n%s", handle.title, handle.failure.traceback)
+            if handle.failure.expected:  # a bad file or option: its message says it all
+                log.info("task %r failed: %s", handle.title, handle.failure)
+            else:
+                log.error("task %r failed:\n%s", handle.title, handle.failure.traceback)
             handle.failed.emit(str(handle.failure))
         else:
             handle.succeeded.emit(result)

@@ -125,3 +125,23 @@ def test_the_cores_own_errors_read_as_their_message_with_the_type_kept(qtbot, ru
 
     assert told == ["holiday.cnnmodel has no model.json"]
     assert handle.failure is not None and handle.failure.type_name == "BundleError"
+
+
+def test_only_surprises_log_a_traceback(qtbot, runner, caplog):
+    from cnn_desktop.core.imaging import ImageLoadError
+
+    def bad_image(_context: TaskContext) -> None:
+        raise ImageLoadError("broken.jpg is truncated")
+
+    def bug(_context: TaskContext) -> None:
+        raise ZeroDivisionError("division by zero")
+
+    with caplog.at_level("INFO", logger="cnn_desktop.gui.runner"):
+        runner.submit("Preview", bad_image, on_error=lambda _m: None)
+        runner.submit("Explain", bug, on_error=lambda _m: None)
+        wait_ended(qtbot, runner)
+    by_title = {r.getMessage().split("'")[1]: r for r in caplog.records}
+    assert by_title["Preview"].levelname == "INFO"
+    assert "Traceback" not in by_title["Preview"].getMessage()
+    assert by_title["Explain"].levelname == "ERROR"
+    assert "Traceback" in by_title["Explain"].getMessage()
