@@ -42,16 +42,16 @@ def run_classify(args: argparse.Namespace) -> int:
     except (BundleError, BackendError, PretrainedError) as exc:
         return fail(str(exc), EXIT_USAGE)
 
-    writer = _ResultWriter(args.format, args.top_k)
+    writer = _ResultWriter(args.format, args.top_k, verbose=args.verbose)
     failures = [ImageResult(path=p, error=reason) for p, reason in problems]
     for result in failures:
         writer.write(result)
     results = classify_paths(paths, classifier, top_k=args.top_k, batch_size=args.batch_size)
     bar = None
     if len(paths) > PROGRESS_THRESHOLD and not args.quiet:
-        from tqdm import tqdm
+        from cnn_desktop.cli.progress import progress_bar
 
-        bar = tqdm(total=len(paths), unit="img", file=sys.stderr, desc="Classifying")
+        bar = progress_bar(total=len(paths), unit="img", desc="Classifying")
     try:
         for result in results:
             writer.write(result)
@@ -75,9 +75,10 @@ def run_classify(args: argparse.Namespace) -> int:
 class _ResultWriter:
     """Prints results as a table, JSON lines or CSV rows on stdout."""
 
-    def __init__(self, fmt: str, top_k: int) -> None:
+    def __init__(self, fmt: str, top_k: int, *, verbose: bool = False) -> None:
         self.format = fmt
         self.top_k = top_k
+        self.verbose = verbose
         self.csv = csv.writer(sys.stdout) if fmt == "csv" else None
         if self.csv is not None:
             self.csv.writerow(["path", "rank", "label", "index", "confidence", "error"])
@@ -99,4 +100,7 @@ class _ResultWriter:
                 print(f"    error: {result.error}")
             for p in result.predictions:
                 print(f"    {p.confidence * 100:6.2f}%  {p.label}")
+            if self.verbose:
+                for warning in result.warnings:
+                    print(f"    warning: {warning}")
         sys.stdout.flush()

@@ -45,6 +45,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     classify.add_argument("--format", choices=("table", "json", "csv"), default="table")
     classify.add_argument("--quiet", action="store_true", help="no progress bar")
+    classify.add_argument(
+        "--verbose",
+        action="store_true",
+        help="table format: also list the decoder's warnings about damaged but readable files",
+    )
 
     train = commands.add_parser("train", help="train a model on a folder of class folders")
     train.add_argument("data_dir", help="a folder with one sub-folder of images per class")

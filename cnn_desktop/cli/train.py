@@ -102,11 +102,9 @@ def _show(event, bar, quiet: bool):
         return bar
     if event.kind in ("step", "embed", "epoch") and not quiet:
         if bar is None:
-            from tqdm import tqdm
+            from cnn_desktop.cli.progress import progress_bar
 
-            bar = tqdm(
-                total=1000, file=sys.stderr, desc="Training", bar_format="{l_bar}{bar}| {postfix}"
-            )
+            bar = progress_bar(total=1000, desc="Training", bar_format="{l_bar}{bar}| {postfix}")
         bar.n = round(event.fraction * 1000)
         if event.kind == "embed":
             bar.set_description("Embedding")

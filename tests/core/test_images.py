@@ -420,8 +420,10 @@ def expected_rgb(image: Image.Image) -> np.ndarray:
         rgba = np.asarray(image).astype(float)
         alpha = rgba[..., 3:] / 255
         return rgba[..., :3] * alpha + 255 * (1 - alpha)
-    if image.mode == "I;16":
-        grey = np.asarray(image).astype(float) / 257
+    if image.mode == "I;16":  # Stretched from the range used (min → 0, max → 255).
+        values = np.asarray(image).astype(float)
+        low, high = values.min(), values.max()
+        grey = (values - low) * 255 / (high - low) if high > low else values * 255 / 65535
         return np.repeat(grey[..., None], 3, axis=2)
     return np.asarray(image.convert("RGB")).astype(float)
 

@@ -1,5 +1,6 @@
 """Reading user images safely and turning them into model input."""
 
+from cnn_desktop.core.imaging.decode_warnings import decode_warnings
 from cnn_desktop.core.imaging.files import prune_folder
 from cnn_desktop.core.imaging.loading import (
     IMAGE_EXTENSIONS,
@@ -7,12 +8,16 @@ from cnn_desktop.core.imaging.loading import (
     collect_image_paths,
     load_image,
 )
+from cnn_desktop.core.imaging.pixels import BIT_DEPTH_POLICIES, BIT_DEPTH_POLICY
 from cnn_desktop.core.imaging.preprocess import load_and_preprocess
 
 __all__ = [
+    "BIT_DEPTH_POLICIES",
+    "BIT_DEPTH_POLICY",
     "IMAGE_EXTENSIONS",
     "ImageLoadError",
     "collect_image_paths",
+    "decode_warnings",
     "load_and_preprocess",
     "load_image",
     "prune_folder",

@@ -16,7 +16,6 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import IO, TypeVar
 
-import numpy as np
 from PIL import (  # noqa: F401  (importing a plugin registers it with Pillow)
     BmpImagePlugin,
     GifImagePlugin,
@@ -32,6 +31,8 @@ from PIL import (  # noqa: F401  (importing a plugin registers it with Pillow)
     WebPImagePlugin,
 )
 
+from cnn_desktop.core.imaging.decode_warnings import DECODE_WARNINGS_KEY, recording_warnings
+from cnn_desktop.core.imaging.pixels import PixelError, to_rgb, to_srgb
 from cnn_desktop.core.imaging.warnings_lock import ignoring_warnings
 
 ALLOWED_FORMATS: frozenset[str] = frozenset(
@@ -77,9 +78,12 @@ def load_image(
 ) -> Image.Image:
     """Load an image file as a fully decoded 8-bit RGB image.
 
-    EXIF orientation is applied; transparency is composited on white; 16- and 32-bit images
-    are scaled to 8 bits (16-bit data as ``value / 257``); animations and multi-page files
-    give their first frame. The file is closed before returning.
+    EXIF orientation is applied; an embedded colour profile is converted to sRGB;
+    transparency is composited on white; 16-bit, 32-bit and float images become 8-bit by
+    the bit depth policy of :mod:`cnn_desktop.core.imaging.pixels`; animations and
+    multi-page files give their first frame. Decoder warnings are not printed: they are in
+    the result's ``info`` (read them with ``decode_warnings``). The file is closed before
+    returning.
 
     Args:
         path: The image file.
@@ -107,7 +111,9 @@ def load_image(
         raise ImageLoadError("file is empty")
     try:
         with open(path, "rb") as fp:
-            im = _identify(fp, path)
+            warned: list[str] = []
+            with recording_warnings(warned):
+                im = _identify(fp, path)
             width, height = im.size
             if width <= 0 or height <= 0:
                 raise ImageLoadError(_CORRUPT)
@@ -130,10 +136,17 @@ def load_image(
                 raise
             except Exception as exc:  # Pillow raises many types on damaged data.
                 raise ImageLoadError(_CORRUPT) from exc
-            # A damaged EXIF block should not make readable pixels unreadable.
-            with contextlib.suppress(Exception):
-                ImageOps.exif_transpose(im, in_place=True)
-            return _to_rgb(im)
+            with recording_warnings(warned):
+                # A damaged EXIF block should not make readable pixels unreadable.
+                with contextlib.suppress(Exception):
+                    ImageOps.exif_transpose(im, in_place=True)
+                im, colour_warnings = to_srgb(im)
+                try:
+                    rgb = to_rgb(im)
+                except PixelError as exc:
+                    raise ImageLoadError(str(exc)) from exc
+            rgb.info[DECODE_WARNINGS_KEY] = tuple(warned) + colour_warnings
+            return rgb
     except MemoryError as exc:
         raise ImageLoadError("not enough memory to decode the image") from exc
     except OSError as exc:
@@ -176,51 +189,6 @@ def _quietly(func: Callable[..., T], *args: object) -> T:
     """Call ``func`` with Pillow's DecompressionBombWarning silenced (we check sizes ourselves)."""
     with ignoring_warnings(Image.DecompressionBombWarning):
         return func(*args)
-
-
-def _to_rgb(im: Image.Image) -> Image.Image:
-    """Convert a loaded image of any Pillow mode to 8-bit RGB (RGB images are kept as is)."""
-    mode = im.mode
-    if mode == "RGB" and "transparency" not in im.info:
-        return im
-    if mode in ("I", "F") or mode.startswith("I;16"):
-        return Image.fromarray(_to_uint8(im), "L").convert("RGB")
-    if mode == "La":
-        im, mode = im.convert("LA"), "LA"
-    has_alpha = (
-        mode in ("RGBA", "LA", "PA", "RGBa")
-        or "transparency" in im.info
-        or (mode == "P" and im.palette is not None and im.palette.mode == "RGBA")
-    )
-    try:
-        if has_alpha:
-            rgba = im.convert("RGBA")
-            white = Image.new("RGBA", im.size, (255, 255, 255, 255))
-            return Image.alpha_composite(white, rgba).convert("RGB")
-        return im.convert("RGB")
-    except ValueError as exc:
-        raise ImageLoadError(f"unsupported image mode {mode}") from exc
-
-
-def _to_uint8(im: Image.Image) -> np.ndarray:
-    """Scale a 16-bit, 32-bit integer or float single-channel image to uint8."""
-    data = np.asarray(im)
-    if im.mode == "F":
-        values = np.nan_to_num(data.astype(np.float64), nan=0.0, posinf=255.0, neginf=0.0)
-        if values.size and values.min() >= 0.0 and values.max() <= 1.0:
-            values = values * 255.0  # Floats in [0, 1] are normalised intensities.
-        out = np.clip(np.rint(values), 0, 255).astype(np.uint8)
-    else:
-        values = data.astype(np.int64)
-        low, high = (int(values.min()), int(values.max())) if values.size else (0, 0)
-        if low >= 0 and high <= 65535:
-            out = ((values * 2 + 257) // 514).astype(np.uint8)  # round(value / 257)
-        else:  # Beyond 16 bits: stretch the range actually used.
-            out = ((values - low) * 255 // max(high - low, 1)).astype(np.uint8)
-    transparent = im.info.get("transparency")
-    if isinstance(transparent, int) and im.mode != "F":
-        out[data == transparent] = 255  # Transparent pixels show the white background.
-    return out
 
 
 def _describe_os_error(exc: OSError) -> str:

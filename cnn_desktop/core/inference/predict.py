@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from cnn_desktop.core.imaging.decode_warnings import decode_warnings
 from cnn_desktop.core.imaging.loading import ImageLoadError, load_image
 from cnn_desktop.core.imaging.preprocess import decode_min_side, preprocess_image
 from cnn_desktop.core.inference.backends.base import Classifier
@@ -28,7 +29,7 @@ from cnn_desktop.core.tasks import Cancelled, CancelToken, ProgressCallback, no_
 # to the end of a folder; a GPU wants larger ones.
 CPU_BATCH_SIZE = 8
 GPU_BATCH_SIZE = 32
-_Decoded = tuple[np.ndarray, "Image.Image | None"]
+_Decoded = tuple[np.ndarray, "Image.Image | None", tuple[str, ...]]
 
 
 @dataclass(frozen=True)
@@ -42,12 +43,17 @@ class Prediction:
 
 @dataclass(frozen=True)
 class ImageResult:
-    """The outcome for one image: its top predictions, or why it could not be classified."""
+    """The outcome for one image: its top predictions, or why it could not be classified.
+
+    ``warnings`` are what the decoder reported about a damaged but readable file (a corrupt
+    EXIF block, an unreadable colour profile); the image was still classified.
+    """
 
     path: Path
     predictions: tuple[Prediction, ...] = ()
     error: str | None = None
     thumbnail: Image.Image | None = None
+    warnings: tuple[str, ...] = ()
 
     @property
     def ok(self) -> bool:
@@ -58,13 +64,16 @@ class ImageResult:
         """The JSON form printed by ``classify --format json``."""
         if self.error is not None:
             return {"path": str(self.path), "error": self.error}
-        return {
+        data: dict[str, object] = {
             "path": str(self.path),
             "predictions": [
                 {"label": p.label, "index": p.index, "confidence": round(p.confidence, 6)}
                 for p in self.predictions
             ],
         }
+        if self.warnings:
+            data["warnings"] = list(self.warnings)
+        return data
 
 
 def top_predictions(
@@ -105,7 +114,7 @@ def _decode(path: Path, spec: ModelSpec, thumbnail_size: int | None) -> _Decoded
     if thumbnail_size:
         thumbnail = image.copy()
         thumbnail.thumbnail((thumbnail_size, thumbnail_size), Image.Resampling.BILINEAR)
-    return preprocess_image(image, spec), thumbnail
+    return preprocess_image(image, spec), thumbnail, decode_warnings(image)
 
 
 @dataclass(frozen=True)
@@ -116,6 +125,7 @@ class RawOutput:
     output: np.ndarray | None
     error: str | None = None
     thumbnail: Image.Image | None = None
+    warnings: tuple[str, ...] = ()
 
 
 def run_on_paths(
@@ -162,7 +172,7 @@ def run_on_paths(
             elif failure is not None:
                 rows.append(RawOutput(path, None, failure))
             else:
-                rows.append(RawOutput(path, outputs[row], None, item[1]))
+                rows.append(RawOutput(path, outputs[row], None, item[1], item[2]))
                 row += 1
         return rows
 
@@ -225,7 +235,7 @@ def classify_paths(
             yield ImageResult(path=raw.path, error=raw.error)
         else:
             top = top_predictions(raw.output, names, top_k)
-            yield ImageResult(raw.path, top, thumbnail=raw.thumbnail)
+            yield ImageResult(raw.path, top, thumbnail=raw.thumbnail, warnings=raw.warnings)
 
 
 def _infer_or_error(

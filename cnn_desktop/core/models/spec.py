@@ -14,6 +14,8 @@ from typing import Any
 
 import jsonschema
 
+from cnn_desktop.core.imaging.pixels import BIT_DEPTH_POLICIES, BIT_DEPTH_POLICY
+
 FORMAT_VERSION = 1
 ONNX_METADATA_KEY = "cnn_desktop.spec"
 INTERPOLATIONS = ("nearest", "bilinear", "bicubic", "lanczos")
@@ -58,6 +60,7 @@ SPEC_SCHEMA: dict[str, Any] = {
         "input_name": {"type": "string", "minLength": 1},
         "output_name": {"type": "string", "minLength": 1},
         "output_is_probability": {"type": "boolean"},
+        "bit_depth_policy": {"enum": list(BIT_DEPTH_POLICIES)},
         "layers": {
             "type": "array",
             "items": {
@@ -106,6 +109,10 @@ class ModelSpec:
         output_name: ONNX output tensor name.
         output_is_probability: Whether the output already sums to one (else softmax is
             applied to it as logits).
+        bit_depth_policy: How images deeper than 8 bits (and float images) were turned into
+            8-bit pixels for this model (``"min-max"``: stretched from the range their pixels
+            use; see ``cnn_desktop.core.imaging.pixels``). Specs written before the field
+            existed load with the default.
         layers: Layers worth visualising, earliest first.
         provenance: Where the model came from (source, training, software versions).
     """
@@ -123,6 +130,7 @@ class ModelSpec:
     input_name: str = "input"
     output_name: str = "probabilities"
     output_is_probability: bool = True
+    bit_depth_policy: str = BIT_DEPTH_POLICY
     layers: tuple[LayerRef, ...] = ()
     provenance: dict[str, Any] = field(default_factory=dict)
     format_version: int = FORMAT_VERSION

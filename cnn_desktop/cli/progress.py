@@ -1,0 +1,72 @@
+"""Progress on stderr: a tqdm bar on a terminal, a plain line every few seconds otherwise.
+
+A bar redraws itself with carriage returns, which fill a log file or a CI console with
+hundreds of overwritten lines; when stderr is not a terminal, progress is one ordinary line
+every :data:`LINE_INTERVAL_S` seconds and a last one at the end.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import Any, TextIO
+
+LINE_INTERVAL_S = 5.0
+"""Seconds between progress lines when stderr is not a terminal."""
+
+
+def progress_bar(*, total: int, desc: str, unit: str = "", **tqdm_options: Any) -> Any:
+    """A progress bar on stderr: tqdm on a terminal, :class:`LineProgress` otherwise."""
+    if sys.stderr.isatty():
+        from tqdm import tqdm
+
+        return tqdm(total=total, desc=desc, unit=unit or "it", file=sys.stderr, **tqdm_options)
+    return LineProgress(total=total, desc=desc, unit=unit)
+
+
+class LineProgress:
+    """The part of tqdm's interface the CLI uses, printing whole lines, never ``\\r``."""
+
+    def __init__(self, *, total: int, desc: str, unit: str = "") -> None:
+        self.total, self.desc, self.unit = total, desc, unit
+        self.n = 0
+        self.postfix = ""
+        self._last_line = time.monotonic()
+        self._last_text = ""
+
+    def update(self, count: int = 1) -> None:
+        """Advance by ``count`` and print a line if the interval has passed."""
+        self.n += count
+        self.refresh()
+
+    def set_description(self, desc: str) -> None:
+        """Change the label in front of the count."""
+        self.desc = desc
+
+    def set_postfix_str(self, postfix: str) -> None:
+        """Change the text after the count."""
+        self.postfix = postfix
+
+    def refresh(self) -> None:
+        """Print the current state if :data:`LINE_INTERVAL_S` has passed since the last line."""
+        if time.monotonic() - self._last_line >= LINE_INTERVAL_S:
+            self._print()
+
+    def write(self, line: str, file: TextIO | None = None) -> None:
+        """Print a message line (as ``tqdm.write`` does)."""
+        print(line, file=file or sys.stderr, flush=True)
+
+    def close(self) -> None:
+        """Print the final state (once)."""
+        self._print()
+
+    def _print(self) -> None:
+        if self.unit:
+            count = f"{self.n}/{self.total} {self.unit}"
+        else:
+            count = f"{round(100 * self.n / max(self.total, 1))}%"
+        text = f"{self.desc}: {count}" + (f", {self.postfix}" if self.postfix else "")
+        self._last_line = time.monotonic()
+        if text != self._last_text:
+            self._last_text = text
+            print(text, file=sys.stderr, flush=True)
