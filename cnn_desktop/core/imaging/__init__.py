@@ -1,8 +1,15 @@
 """Reading user images safely and turning them into model input."""
 
 from cnn_desktop.core.imaging.files import prune_folder
+from cnn_desktop.core.imaging.formats import (
+    EXTENSIONS_BY_FORMAT,
+    REFUSED_FORMATS,
+    skip_reason,
+    summarize_skipped,
+)
 from cnn_desktop.core.imaging.loading import (
     IMAGE_EXTENSIONS,
+    ImageListing,
     ImageLoadError,
     collect_image_paths,
     load_image,
@@ -10,10 +17,15 @@ from cnn_desktop.core.imaging.loading import (
 from cnn_desktop.core.imaging.preprocess import load_and_preprocess
 
 __all__ = [
+    "EXTENSIONS_BY_FORMAT",
     "IMAGE_EXTENSIONS",
+    "REFUSED_FORMATS",
+    "ImageListing",
     "ImageLoadError",
     "collect_image_paths",
     "load_and_preprocess",
     "load_image",
     "prune_folder",
+    "skip_reason",
+    "summarize_skipped",
 ]
