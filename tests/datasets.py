@@ -141,6 +141,8 @@ def write_junk(folder: Path, class_name: str = "0") -> dict[Path, str]:
             _tiny_png(n).save(target / f"thumb_{n}.png")
     notes = class_folder / "notes.txt"
     notes.write_text("where these images came from\n", encoding="utf-8")
+    figure = class_folder / "figure.eps"
+    figure.write_bytes(b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 8 8\n")
     empty = class_folder / "empty.jpg"
     empty.write_bytes(b"")
     hidden_file = class_folder / ".hidden.png"
@@ -154,7 +156,8 @@ def write_junk(folder: Path, class_name: str = "0") -> dict[Path, str]:
     loose = folder / "stray.png"
     _tiny_png(9).save(loose)
     return {
-        notes: "not an image file (.txt)",
+        notes: "not an image type (.txt)",
+        figure: "EPS needs an external interpreter (Ghostscript)",
         empty: "unreadable: file is empty",
         hidden_file: "hidden file",
         hidden_folder: "hidden folder",

@@ -14,7 +14,7 @@ PROGRESS_THRESHOLD = 4
 
 def run_classify(args: argparse.Namespace) -> int:
     """Classify files and folders, printing one result per image as a table, JSON or CSV."""
-    from cnn_desktop.core.imaging import collect_image_paths
+    from cnn_desktop.core.imaging import collect_image_paths, summarize_skipped
     from cnn_desktop.core.inference import (
         BackendError,
         ImageResult,
@@ -28,9 +28,16 @@ def run_classify(args: argparse.Namespace) -> int:
         load_bundle,
     )
 
-    paths, problems = collect_image_paths(args.paths)
-    if not paths and not problems:
+    paths, problems, skipped = collect_image_paths(args.paths)
+    if not paths and not problems and not skipped:
         return fail("no images found in " + ", ".join(args.paths), EXIT_FAILED)
+    if args.format == "json":  # one line per skipped file; the other formats get a summary
+        for path, reason in skipped:
+            print(json.dumps({"path": str(path), "skipped": reason}, ensure_ascii=False))
+    elif skipped:
+        print(summarize_skipped(skipped), file=sys.stderr)
+    if not paths and not problems:
+        return EXIT_OK  # skipping is not failing
     try:
         if args.model:
             bundle = load_bundle(args.model)

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from cnn_desktop.core.imaging import summarize_skipped
 from cnn_desktop.core.models import ModelBundle
 from cnn_desktop.core.tasks import CancelToken
 from cnn_desktop.gui import jobs
@@ -161,6 +162,8 @@ class WindowClassification:
             self.results.add_pending(item.paths)
             for path, reason in item.problems:
                 self.notifications.error(f"{path}: {reason}")
+            if item.skipped:
+                self.notifications.info(summarize_skipped(item.skipped))
             if not item.paths and not item.problems:
                 self.notifications.info("No images found in what was dropped")
             if item.paths and not self.gallery.currentIndex().isValid():

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from PySide6.QtGui import QImage
@@ -21,10 +21,12 @@ THUMBNAIL_SIZE = 160
 
 @dataclass(frozen=True)
 class Listed:
-    """The image files found in what the user dropped, and the inputs that were not usable."""
+    """The image files found in what the user dropped, the inputs that were not usable
+    (errors) and the files that are not images (skipped, with their reasons)."""
 
     paths: list[Path]
     problems: list[tuple[Path, str]]
+    skipped: list[tuple[Path, str]] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -62,8 +64,8 @@ def classify_inputs(
     serial = model.serial
 
     def job(context: TaskContext) -> int:
-        paths, problems = collect_image_paths(inputs)
-        context.emit(Listed(paths, problems))
+        paths, problems, skipped = collect_image_paths(inputs)
+        context.emit(Listed(paths, problems, skipped))
         context.cancel.raise_if_cancelled()
         count = 0
         for result in classify_paths(

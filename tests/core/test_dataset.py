@@ -51,11 +51,11 @@ def test_scan_counts_digits_and_skips_junk_with_reasons(digits_with_junk) -> Non
     labels = {path.parent.name: label for path, label in report.items["all"]}
     assert labels == {"0": 0, "1": 1, "2": 2, "3": 3}
     summary = report.summary()
-    assert "4 classes, 32 images" in summary and "Skipped 7" in summary
+    assert "4 classes, 32 images" in summary and "Skipped 8" in summary
     assert "2 unreadable" in summary and "1 not inside a class folder" in summary
     as_json = json.loads(json.dumps(report.to_dict()))
     assert as_json["counts"] == {"0": 8, "1": 8, "2": 8, "3": 8}
-    assert len(as_json["splits"]["all"]) == 32 and len(as_json["skipped"]) == 7
+    assert len(as_json["splits"]["all"]) == 32 and len(as_json["skipped"]) == 8
 
 
 def test_without_image_checks_bad_images_are_kept_for_later(digits_with_junk) -> None:

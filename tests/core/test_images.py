@@ -274,11 +274,11 @@ def test_pdf_is_refused(tmp_path: Path) -> None:
 
 
 def test_formats_pillow_reads_but_we_do_not_are_refused(tmp_path: Path) -> None:
-    Image.new("RGB", (8, 8)).save(tmp_path / "old.pcx")
-    with Image.open(tmp_path / "old.pcx") as check:
-        assert check.format == "PCX" and "PCX" not in ALLOWED_FORMATS
+    Image.new("F", (8, 8)).save(tmp_path / "old.spi", format="SPIDER")
+    with Image.open(tmp_path / "old.spi") as check:
+        assert check.format == "SPIDER" and "SPIDER" not in ALLOWED_FORMATS
     with pytest.raises(ImageLoadError, match="not an image file"):
-        load_image(tmp_path / "old.pcx")
+        load_image(tmp_path / "old.spi")
 
 
 def test_missing_file(tmp_path: Path) -> None:
@@ -363,19 +363,21 @@ def make_tree(root: Path) -> None:
 
 def test_folders_are_walked_recursively_in_a_fixed_order(tmp_path: Path) -> None:
     make_tree(tmp_path)
-    found, problems = collect_image_paths([tmp_path])
+    found, problems, skipped = collect_image_paths([tmp_path])
     expected = ["A.png", "b.jpg", "sub/c.JPEG", "sub/deeper/d.webp", "x.jpg/inner.png"]
     assert found == [tmp_path / relative for relative in expected]
     assert problems == []
-    assert collect_image_paths([str(tmp_path)]) == (found, [])
+    assert skipped == [(tmp_path / "notes.txt", "not an image type (.txt)")]
+    assert collect_image_paths([str(tmp_path)]) == (found, [], skipped)
 
 
 def test_explicit_files_are_kept_and_missing_ones_reported(tmp_path: Path) -> None:
     make_tree(tmp_path)
     odd, hidden, missing = tmp_path / "notes.txt", tmp_path / ".hidden.jpg", tmp_path / "no.jpg"
-    found, problems = collect_image_paths([odd, missing, hidden, tmp_path / "sub", odd])
+    found, problems, skipped = collect_image_paths([odd, missing, hidden, tmp_path / "sub", odd])
     assert found == [odd, hidden, tmp_path / "sub/c.JPEG", tmp_path / "sub/deeper/d.webp"]
     assert problems == [(missing, "file not found")]
+    assert skipped == []
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="symbolic links need privileges")
@@ -388,11 +390,12 @@ def test_symlinked_folders_are_followed_without_looping(tmp_path: Path) -> None:
     (root / "link").symlink_to(outside)
     (root / "sub" / "deeper" / "loop").symlink_to(root)
     (root / "alias").symlink_to(root / "sub")  # sorts before "sub"
-    found, problems = collect_image_paths([root])
+    found, problems, skipped = collect_image_paths([root])
     assert root / "link/more/e.png" in found
     assert root / "sub/c.JPEG" in found  # reported by its real path, not "alias/c.JPEG"
     assert len(found) == len(set(found)) == 6
     assert problems == []
+    assert skipped == [(root / "notes.txt", "not an image type (.txt)")]
 
 
 # --- property: any small image in a common mode loads as RGB -------------------------------

@@ -70,7 +70,8 @@ def test_scan_report_lists_classes_skipped_files_and_sets_the_output(qtbot, pane
     assert panel.skipped_list.count() == len(panel.report.skipped) == len(junk)
     assert f"{panel.skipped_list.count()} file(s) skipped" in panel.skipped_label.text()
     skipped = [panel.skipped_list.item(i).text() for i in range(panel.skipped_list.count())]
-    assert any("not an image file" in text for text in skipped)
+    assert any("not an image type (.txt)" in text for text in skipped)
+    assert any("EPS needs an external interpreter" in text for text in skipped)
     assert panel.start_button.isEnabled()
     assert panel.output_edit.text() == str(tmp_path / "digits.cnnmodel")
     assert panel.settings.qsettings.value("train/data_folder") == str(folder)

@@ -14,57 +14,36 @@ import os
 import stat
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import IO, TypeVar
+from typing import IO, NamedTuple, TypeVar
 
-from PIL import (  # noqa: F401  (importing a plugin registers it with Pillow)
-    BmpImagePlugin,
-    GifImagePlugin,
-    IcoImagePlugin,
-    Image,
-    ImageFile,
-    ImageOps,
-    JpegImagePlugin,
-    MpoImagePlugin,
-    PngImagePlugin,
-    PpmImagePlugin,
-    TiffImagePlugin,
-    WebPImagePlugin,
-)
+from PIL import Image, ImageFile, ImageOps
 
 from cnn_desktop.core.imaging.decode_warnings import DECODE_WARNINGS_KEY, recording_warnings
+from cnn_desktop.core.imaging.formats import (
+    ALLOWED_FORMATS,
+    EXTENSIONS_BY_FORMAT,
+    FORMATS_WITHOUT_SIGNATURE,
+    IMAGE_EXTENSIONS,  # noqa: F401  (re-exported: callers import it from here)
+    refused_reason,
+    register_heif_if_needed,
+    skip_reason,
+)
 from cnn_desktop.core.imaging.pixels import PixelError, to_rgb, to_srgb
 from cnn_desktop.core.imaging.warnings_lock import ignoring_warnings
-
-ALLOWED_FORMATS: frozenset[str] = frozenset(
-    {"JPEG", "MPO", "PNG", "GIF", "BMP", "TIFF", "WEBP", "PPM", "ICO"}
-)
-"""Pillow format names :func:`load_image` reads (PPM covers PBM, PGM and PNM)."""
-
-IMAGE_EXTENSIONS: frozenset[str] = frozenset(
-    {".jpg", ".jpeg", ".jpe", ".jfif", ".mpo", ".png", ".gif", ".bmp", ".tif", ".tiff", ".webp"}
-    | {".ppm", ".pgm", ".pbm", ".pnm", ".ico"}
-)
-"""Lower-case file suffixes treated as images when scanning folders."""
 
 MAX_PIXELS: int = 120_000_000
 """Default limit on width × height, checked from the header before decoding."""
 
 _NOT_AN_IMAGE = "not an image file (or a format cnn-desktop does not read)"
 _CORRUPT = "image is truncated or corrupt"
-# Formats people meet that we refuse, recognised by their first bytes: (offset, magic, name).
+# Refused formats recognised by their first bytes: (offset, magic, name).
 _REFUSED_SIGNATURES = (
     (0, b"%!PS", "EPS"),
     (0, b"\xc5\xd0\xd3\xc6", "EPS"),
     (0, b"%PDF", "PDF"),
-    (0, b"8BPS", "PSD"),
-    (4, b"ftypheic", "HEIC"),
-    (4, b"ftypheix", "HEIC"),
-    (4, b"ftypmif1", "HEIF"),
-    (4, b"ftypavif", "AVIF"),
-    (0, b"\x00\x00\x00\x0cjP  \r\n\x87\n", "JPEG 2000"),
-    (0, b"\xff\x4f\xff\x51", "JPEG 2000"),
     (0, b"\xff\x0a", "JPEG XL"),
     (0, b"\x00\x00\x00\x0cJXL \r\n\x87\n", "JPEG XL"),
+    (0, b"\xd7\xcd\xc6\x9a", "WMF"),
 )
 T = TypeVar("T")
 
@@ -157,7 +136,7 @@ def _identify(fp: IO[bytes], path: Path) -> ImageFile.ImageFile:
     """Open ``fp`` with the first allowed Pillow plugin that accepts it (header only)."""
     prefix = fp.read(16)
     accepted = False
-    for fmt in [f for f in Image.ID if f in ALLOWED_FORMATS]:
+    for fmt in _candidate_formats(prefix, path):
         factory, accept = Image.OPEN[fmt]
         verdict = accept(prefix) if accept else True
         if not verdict or isinstance(verdict, str):  # A str means "this format, no support".
@@ -179,10 +158,28 @@ def _identify(fp: IO[bytes], path: Path) -> ImageFile.ImageFile:
     head = fp.read(512)
     for offset, magic, name in _REFUSED_SIGNATURES:
         if head[offset : offset + len(magic)] == magic:
-            raise ImageLoadError(f"unsupported image format {name}")
+            raise ImageLoadError(f"unsupported image format {name}: {refused_reason(name)}")
     if b"<svg" in head:
-        raise ImageLoadError("unsupported image format SVG")
+        raise ImageLoadError(f"unsupported image format SVG: {refused_reason('SVG')}")
     raise ImageLoadError(_NOT_AN_IMAGE)
+
+
+def _candidate_formats(prefix: bytes, path: Path) -> list[str]:
+    """The allowed Pillow formats to try on a file, in order.
+
+    HEIF goes first once its opener is registered (its brands overlap AVIF's); formats with
+    no signature (TGA) are tried last and only when the suffix names them.
+    """
+    heif = ["HEIF"] if register_heif_if_needed(prefix) and "HEIF" in Image.OPEN else []
+    suffix = path.suffix.lower()
+    others = [
+        fmt
+        for fmt in Image.ID
+        if fmt in ALLOWED_FORMATS
+        and fmt != "HEIF"
+        and (fmt not in FORMATS_WITHOUT_SIGNATURE or suffix in EXTENSIONS_BY_FORMAT[fmt])
+    ]
+    return heif + sorted(others, key=lambda fmt: fmt in FORMATS_WITHOUT_SIGNATURE)
 
 
 def _quietly(func: Callable[..., T], *args: object) -> T:
@@ -213,47 +210,59 @@ def is_image_path(path: Path) -> bool:
     Returns:
         True for names such as ``cat.JPG``; False for ``notes.txt`` or ``.cat.jpg``.
     """
-    return not path.name.startswith(".") and path.suffix.lower() in IMAGE_EXTENSIONS
+    return skip_reason(path) is None
 
 
-def collect_image_paths(
-    inputs: Iterable[str | os.PathLike],
-) -> tuple[list[Path], list[tuple[Path, str]]]:
+class ImageListing(NamedTuple):
+    """What :func:`collect_image_paths` found: one outcome for every non-hidden file."""
+
+    paths: list[Path]
+    """Image files to classify."""
+    problems: list[tuple[Path, str]]
+    """``(path, reason)`` for inputs that do not exist and folders or entries that cannot be
+    read: errors."""
+    skipped: list[tuple[Path, str]]
+    """``(path, reason)`` for files in walked folders that are not images by name, e.g.
+    ``"not an image type (.txt)"``: not errors."""
+
+
+def collect_image_paths(inputs: Iterable[str | os.PathLike]) -> ImageListing:
     """Expand files and folders into the image files to classify.
 
-    Folders are walked recursively in a deterministic order (each folder's images by name,
-    then its sub-folders by name). Hidden files and folders are skipped, only image suffixes
-    are kept, and a folder named like an image (``x.jpg/``) is walked, never returned.
-    Symbolic links to folders are followed after the real folders, each folder at most once
-    (no loops). A path given
-    explicitly as a file is always returned; :func:`load_image` judges its content. A path
-    is returned once even if it is reached twice.
+    Folders are walked recursively in a deterministic order (each folder's files by name,
+    then its sub-folders by name). Hidden files and folders are left out silently; every
+    other file found ends up in exactly one of ``paths``, ``problems`` or ``skipped``. A
+    folder named like an image (``x.jpg/``) is walked, never returned. Symbolic links to
+    folders are followed after the real folders, each folder at most once (no loops). A path
+    given explicitly as a file is always returned; :func:`load_image` judges its content. A
+    path is returned once even if it is reached twice.
 
     Args:
         inputs: Files and folders, as given by the user.
 
     Returns:
-        ``(image_paths, problems)``, where ``problems`` lists ``(path, reason)`` for inputs
-        that do not exist and folders that cannot be read.
+        An :class:`ImageListing` ``(paths, problems, skipped)``.
     """
-    images: list[Path] = []
-    problems: list[tuple[Path, str]] = []
+    listing = ImageListing([], [], [])
     seen_files: set[str] = set()
     seen_folders: set[tuple[int, int]] = set()
 
-    def add(file: Path) -> None:
+    def add(file: Path, reason: str | None) -> None:
         key = os.path.normcase(os.path.abspath(file))
         if key not in seen_files:
             seen_files.add(key)
-            images.append(file)
+            if reason is None:
+                listing.paths.append(file)
+            else:
+                listing.skipped.append((file, reason))
 
     for given in inputs:
         root = Path(given)
         if not root.is_dir():
             if root.exists():
-                add(root)
+                add(root, None)
             else:
-                problems.append((root, "file not found"))
+                listing.problems.append((root, "file not found"))
             continue
         # Real folders first, then symbolic links to folders, so files keep their real paths.
         stack: list[Path] = [root]
@@ -268,7 +277,7 @@ def collect_image_paths(
                 seen_folders.add(identity)
                 entries = sorted(os.scandir(folder), key=lambda e: (e.name.casefold(), e.name))
             except OSError as exc:
-                problems.append((folder, _describe_os_error(exc)))
+                listing.problems.append((folder, _describe_os_error(exc)))
                 continue
             subfolders = []
             for entry in entries:
@@ -277,11 +286,15 @@ def collect_image_paths(
                 try:
                     is_dir = entry.is_dir()  # Follows symbolic links.
                     is_file = not is_dir and entry.is_file()
-                except OSError:
+                except OSError as exc:
+                    listing.problems.append((Path(entry.path), _describe_os_error(exc)))
                     continue
                 if is_dir:
                     (linked if entry.is_symlink() else subfolders).append(Path(entry.path))
-                elif is_file and is_image_path(Path(entry.name)):
-                    add(Path(entry.path))
+                elif not is_file:
+                    reason = "broken symbolic link" if entry.is_symlink() else "not a regular file"
+                    add(Path(entry.path), reason)
+                else:
+                    add(Path(entry.path), skip_reason(Path(entry.name)))
             stack.extend(reversed(subfolders))
-    return images, problems
+    return listing

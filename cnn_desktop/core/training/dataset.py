@@ -20,7 +20,8 @@ from pathlib import Path
 from typing import Any
 
 from cnn_desktop.core.imaging.files import file_digest
-from cnn_desktop.core.imaging.loading import IMAGE_EXTENSIONS, ImageLoadError, load_image
+from cnn_desktop.core.imaging.formats import skip_reason
+from cnn_desktop.core.imaging.loading import ImageLoadError, load_image
 from cnn_desktop.core.inference.devices import cpu_threads
 from cnn_desktop.core.models.bundle import BUNDLE_SUFFIX
 from cnn_desktop.core.tasks import CancelToken, ProgressCallback, no_progress
@@ -262,8 +263,8 @@ def _walk_class_folder(
             path = Path(entry.path)
             if _is_dir(entry):
                 subfolders.append(path)
-            elif path.suffix.lower() not in IMAGE_EXTENSIONS:
-                skipped.append((path, f"not an image file ({path.suffix or 'no extension'})"))
+            elif (reason := skip_reason(path)) is not None:
+                skipped.append((path, reason))  # the same reasons as a classify folder walk
             else:
                 found.append(path)
         stack.extend(reversed(subfolders))
