@@ -87,5 +87,7 @@ echo "package[$flavour]: done in $(( $(date +%s) - started )) s"
 du -sh "$app_dir" | sed 's/^/  unpacked: /'
 for f in "$tarball" "$deb"; do [[ -e "$f" ]] && du -h "$f" | sed 's/^/  /'; done
 echo "  largest parts:"
-du -s "$app_dir"/_internal/* "$app_dir"/_internal/PySide6/Qt/* 2>/dev/null | sort -rn | head -8 \
-  | awk '{printf "    %6.1f MB  %s\n", $1/1024, $2}' | sed "s|$app_dir/||"
+# awk, not head, takes the first 8: head would stop reading and, under pipefail, sort's
+# SIGPIPE would fail the build after it had succeeded
+du -s "$app_dir"/_internal/* "$app_dir"/_internal/PySide6/Qt/* 2>/dev/null | sort -rn \
+  | awk 'NR <= 8 {printf "    %6.1f MB  %s\n", $1/1024, $2}' | sed "s|$app_dir/||"

@@ -49,11 +49,16 @@ new_home() {
 
 expect_version() { bare "$(new_home)" "$1" --version | tee /dev/stderr | grep -qx "cnn-desktop $version"; }
 
-classify_cat() {  # the cat photo's top-1 class is a cat
+classify_cat() {  # the cat photo's top-1 class is a cat (FILE: chelsea.jpg by default)
   local out
-  out=$(bare "$2" "$1" classify "$work/smoke images/chelsea.jpg" --format json --top-k 3) || return 1
+  out=$(bare "$2" "$1" classify "$work/smoke images/${3:-chelsea.jpg}" --format json --top-k 3) \
+    || return 1
   echo "$out"
-  echo "$out" | grep -o '"label": "[^"]*"' | head -1 | grep -Eq "$cats"
+  echo "$out" | grep -o '"label": "[^"]*"' | sed -n 1p | grep -Eq "$cats"
+}
+
+classify_heic_and_avif() {  # the formats phones and browsers write, decoded inside the bundle
+  classify_cat "$1" "$(new_home)" chelsea.heic && classify_cat "$1" "$(new_home)" chelsea.avif
 }
 
 two_at_once() {  # two copies classify at once with the same fresh HOME: both succeed
@@ -130,6 +135,7 @@ run_checks() {  # run_checks LABEL EXECUTABLE APP_DIR
   echo "package-test[$flavour]: $label ($exe)"
   check "(a) --version says $version" expect_version "$exe"
   check "(b) the cat photo is classified as a cat" classify_cat "$exe" "$(new_home)"
+  check "(b) the same photo as HEIC (iPhone) and AVIF: a cat" classify_heic_and_avif "$exe"
   check "(c) gui --smoke-test: window, classify, feature maps, CAM" \
     bare "$(new_home)" "$exe" gui --smoke-test "$work/smoke images/chelsea.jpg"
   check "(d) head-mode training on a tiny folder, then classify with it" train_and_classify "$exe"
