@@ -12,9 +12,7 @@ import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -22,6 +20,7 @@ import pytest
 from cnn_desktop.core.models.bundle import load_bundle
 from cnn_desktop.core.training.placement import checkpoint_path
 from tests.datasets import write_digits_dataset
+from tests.unprivileged import running_as_root, shared_folder, unprivileged_prefix
 
 COMMAND = [sys.executable, "-m", "cnn_desktop", "train"]
 LENET = ["--mode", "scratch", "--arch", "lenet5", "--quiet"]
@@ -29,7 +28,6 @@ LENET = ["--mode", "scratch", "--arch", "lenet5", "--quiet"]
 # enough, with early stopping after 6 epochs without progress at the earliest, for the Ctrl-C
 # sent on the first epoch line to land while the run is still going.
 SLOW_EPOCHS = [*LENET, "--batch-size", "1", "--epochs", "500"]
-UNPRIVILEGED = ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups"]
 
 
 def train_cli(*args: str | Path, prefix: list[str] | None = None) -> subprocess.CompletedProcess:
@@ -208,32 +206,22 @@ def test_an_unusable_output_is_refused_before_any_work(
     assert not (tmp_path / "missing").exists()
 
 
-@pytest.fixture
-def shared_folder() -> Iterator[Path]:
-    """A folder an unprivileged user can read (pytest's own tmp folders are private to root)."""
-    folder = Path(tempfile.mkdtemp(prefix="cnn-desktop-unprivileged-"))
-    folder.chmod(0o755)
-    yield folder
-    for root, dirs, _files in os.walk(folder):
-        for name in dirs:
-            (Path(root) / name).chmod(0o755)
-    shutil.rmtree(folder)
-
-
-def test_an_output_folder_that_cannot_be_written_is_refused_before_any_work(
-    shared_folder: Path,
-) -> None:
+def test_an_output_folder_that_cannot_be_written_is_refused_before_any_work() -> None:
     # As root every permission check passes, so this runs as `nobody` (who can read the
     # virtualenv and the checkout, but not write here); as any other user, as that user.
-    prefix = UNPRIVILEGED if os.geteuid() == 0 else []
-    data = shared_folder / "digits"
+    with shared_folder() as folder:
+        _refused_as_unprivileged(folder, unprivileged_prefix() if running_as_root() else [])
+
+
+def _refused_as_unprivileged(shared: Path, prefix: list[str]) -> None:
+    data = shared / "digits"
     write_digits_dataset(data, per_class=6, classes=range(2))
     for root, dirs, files in os.walk(data):
         for name in dirs:
             (Path(root) / name).chmod(0o755)
         for name in files:
             (Path(root) / name).chmod(0o644)
-    locked = shared_folder / "locked"
+    locked = shared / "locked"
     locked.mkdir()
     locked.chmod(0o555)
     done = train_cli(data, "--out", locked / "model", *LENET, "--epochs", "1", prefix=prefix)
