@@ -141,3 +141,20 @@ def test_opening_a_model_on_torch_leaves_the_global_random_state_alone(default_b
     before = _global_random_state()
     open_classifier(default_bundle, "torch", "cpu")
     assert _global_random_state() == before
+
+
+def test_onnx_export_leaves_the_model_in_eval_mode_and_draws_no_random_numbers() -> None:
+    from torch import nn
+
+    from cnn_desktop.core.models.export import export_onnx
+
+    model = nn.Sequential(
+        nn.Conv2d(3, 2, 3), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Dropout(0.5), nn.Linear(2, 2)
+    ).train()
+    spec = ModelSpec(name="x", architecture="unknown", class_names=("a", "b"), input_size=(8, 8))
+    export_onnx(model, spec, [])
+    assert not any(module.training for module in model.modules())
+    before = _global_random_state()
+    with torch.no_grad():
+        model(torch.zeros(1, 3, 8, 8))  # dropout would draw from the global generator
+    assert _global_random_state() == before

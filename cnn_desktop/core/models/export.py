@@ -38,7 +38,9 @@ def export_onnx(
 
     dummy = torch.zeros(1, spec.channels, *spec.input_size)
     model = freeze_adaptive_pooling(freeze_same_padding(model.eval(), dummy), dummy)
-    wrapped = _WithSoftmax(model)
+    # In eval mode: torch.onnx.export restores the mode the wrapper had, and a new module is in
+    # training mode, which would leave the caller's model training (dropout drawing numbers).
+    wrapped = _WithSoftmax(model).eval()
     buffer = io.BytesIO()
     with ignoring_warnings(), torch.no_grad():
         torch.onnx.export(

@@ -236,7 +236,6 @@ def train_network(
     yield TrainEvent("export", message="Exporting the model to ONNX…", fraction=0.0)
     model = model.cpu().eval()
     proto, spec = export_onnx(model, spec, visualisable_layers(model))
-    model.eval()  # the exporter leaves the model in training mode (dropout would draw numbers)
     weights = {k: v.detach().cpu().numpy() for k, v in model.state_dict().items()}
 
     def reference(batch: np.ndarray) -> np.ndarray:
