@@ -28,6 +28,7 @@ from cnn_desktop.core.imaging.formats import (
     register_heif_if_needed,
     skip_reason,
 )
+from cnn_desktop.core.imaging.libtiff_messages import collecting_libtiff_messages
 from cnn_desktop.core.imaging.pixels import PixelError, to_rgb, to_srgb
 from cnn_desktop.core.imaging.warnings_lock import ignoring_warnings
 
@@ -89,7 +90,8 @@ def load_image(
     if info.st_size == 0:
         raise ImageLoadError("file is empty")
     try:
-        with open(path, "rb") as fp:
+        native: list[str] = []  # libtiff's messages from C
+        with open(path, "rb") as fp, collecting_libtiff_messages(native):
             warned: list[str] = []
             with recording_warnings(warned):
                 im = _identify(fp, path)
@@ -114,7 +116,8 @@ def load_image(
             except MemoryError:
                 raise
             except Exception as exc:  # Pillow raises many types on damaged data.
-                raise ImageLoadError(_CORRUPT) from exc
+                detail = f" ({native[0]})" if native else ""
+                raise ImageLoadError(_CORRUPT + detail) from exc
             with recording_warnings(warned):
                 # A damaged EXIF block should not make readable pixels unreadable.
                 with contextlib.suppress(Exception):
@@ -124,7 +127,7 @@ def load_image(
                     rgb = to_rgb(im)
                 except PixelError as exc:
                     raise ImageLoadError(str(exc)) from exc
-            rgb.info[DECODE_WARNINGS_KEY] = tuple(warned) + colour_warnings
+            rgb.info[DECODE_WARNINGS_KEY] = tuple(warned) + tuple(native) + colour_warnings
             return rgb
     except MemoryError as exc:
         raise ImageLoadError("not enough memory to decode the image") from exc
