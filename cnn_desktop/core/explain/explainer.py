@@ -16,8 +16,17 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from cnn_desktop.core.explain.cam import CamResult, class_activation_map
+from cnn_desktop.core.explain.cam import (
+    CLASSIC_CAM,
+    GRAD_CAM,
+    OCCLUSION,
+    CamResult,
+    class_activation_map,
+    find_cam_head,
+    occlusion_map,
+)
 from cnn_desktop.core.explain.feature_maps import (
+    ExplainError,
     LayerInfo,
     OnnxFeatureExtractor,
     onnx_model_summary,
@@ -26,8 +35,11 @@ from cnn_desktop.core.imaging.loading import load_image
 from cnn_desktop.core.imaging.preprocess import decode_min_side, fit_image, to_tensor
 from cnn_desktop.core.inference.backends.base import Classifier
 from cnn_desktop.core.models.bundle import ModelBundle
+from cnn_desktop.core.versions import NO_TORCH, torch_installed
 
 METHOD_TITLES = {"cam": "CAM", "grad-cam": "Grad-CAM", "occlusion": "Occlusion map"}
+AUTO = "auto"
+METHODS = (AUTO, CLASSIC_CAM, GRAD_CAM, OCCLUSION)
 
 
 class Explainer:
@@ -42,6 +54,7 @@ class Explainer:
         self._onnx: OnnxFeatureExtractor | None = None
         self._torch: Any = None
         self._model: Any = None
+        self._cam_head: bool | None = None
         self._model_lock = threading.Lock()
         # One forward pass at a time on the torch model: hooks are attached per call, and
         # every hook sees every forward pass (a summary's would feed a Grad-CAM's hooks).
@@ -99,13 +112,68 @@ class Explainer:
             return extractor.feature_maps(tensor, layer)
 
     def cam(self, tensor: np.ndarray, class_index: int) -> CamResult:
-        """Grad-CAM on PyTorch; the gradient-free CAM on ONNX Runtime."""
-        if self.backend == "torch":
+        """Grad-CAM on PyTorch; the gradient-free CAM (or occlusion) on ONNX Runtime."""
+        return self.explain(tensor, class_index, AUTO)
+
+    def has_cam_head(self) -> bool:
+        """Whether the ONNX graph ends in global average pooling and one linear layer, so the
+        classic CAM can be read off it (it is exact there)."""
+        if self._cam_head is None:
+            extractor = self._onnx_extractor()
+            head = find_cam_head(extractor.graph, self.spec.output_name)
+            self._cam_head = head is not None and head.features in extractor.feature_tensors
+        return self._cam_head
+
+    def resolve_method(self, method: str) -> str:
+        """The method ``method`` stands for on this model and backend.
+
+        ``auto`` is Grad-CAM on the PyTorch backend, the classic CAM on ONNX Runtime where the
+        network ends in a global average pool, occlusion otherwise.
+
+        Raises:
+            ExplainError: Unknown method, Grad-CAM without PyTorch, or classic CAM on a
+                network without a global-pool head.
+        """
+        if method not in METHODS:
+            raise ExplainError(f"unknown method '{method}' (choose from {', '.join(METHODS)})")
+        if method == AUTO:
+            if self.backend == "torch":
+                return GRAD_CAM
+            return CLASSIC_CAM if self.has_cam_head() else OCCLUSION
+        if method == GRAD_CAM and not torch_installed():
+            raise ExplainError(
+                f"Grad-CAM needs PyTorch, and {NO_TORCH}; the cam and occlusion methods work "
+                "without it"
+            )
+        if method == GRAD_CAM and self.bundle.weights_path is None:
+            raise ExplainError(
+                f"Grad-CAM needs the model's PyTorch weights, and {self.bundle.path.name} has "
+                "none; the cam and occlusion methods work on the ONNX graph alone"
+            )
+        if method == CLASSIC_CAM and not self.has_cam_head():
+            raise ExplainError(
+                f"{self.spec.name} does not end in a global average pool and one linear layer, "
+                "so it has no classic CAM; use the occlusion method"
+            )
+        return method
+
+    def explain(self, tensor: np.ndarray, class_index: int, method: str = AUTO) -> CamResult:
+        """A map of the evidence for ``class_index`` in one network input, by ``method``
+        (see :meth:`resolve_method`; Grad-CAM runs on a torch copy of the model whatever
+        the backend).
+
+        Raises:
+            ExplainError: As :meth:`resolve_method`, or the class is out of range.
+        """
+        chosen = self.resolve_method(method)
+        if chosen == GRAD_CAM:
             from cnn_desktop.core.explain.cam import grad_cam
 
             model = self._torch_model()
             with self._torch_call:
                 return grad_cam(model, tensor, class_index)
+        if chosen == OCCLUSION:
+            return occlusion_map(self._onnx_extractor(), tensor, class_index)
         return class_activation_map(self._onnx_extractor(), tensor, class_index)
 
     def summary(self) -> list[LayerInfo]:
