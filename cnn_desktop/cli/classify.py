@@ -7,7 +7,7 @@ import csv
 import json
 import sys
 
-from cnn_desktop.cli.common import EXIT_FAILED, EXIT_OK, EXIT_USAGE, fail
+from cnn_desktop.cli.common import EXIT_FAILED, EXIT_OK, EXIT_USAGE, fail, open_model
 
 PROGRESS_THRESHOLD = 4
 
@@ -15,18 +15,8 @@ PROGRESS_THRESHOLD = 4
 def run_classify(args: argparse.Namespace) -> int:
     """Classify files and folders, printing one result per image as a table, JSON or CSV."""
     from cnn_desktop.core.imaging import collect_image_paths, summarize_skipped
-    from cnn_desktop.core.inference import (
-        BackendError,
-        ImageResult,
-        classify_paths,
-        open_classifier,
-    )
-    from cnn_desktop.core.models import (
-        BundleError,
-        PretrainedError,
-        default_model_bundle,
-        load_bundle,
-    )
+    from cnn_desktop.core.inference import BackendError, ImageResult, classify_paths
+    from cnn_desktop.core.models import BundleError, PretrainedError
 
     paths, problems, skipped = collect_image_paths(args.paths)
     if not paths and not problems and not skipped:
@@ -39,13 +29,7 @@ def run_classify(args: argparse.Namespace) -> int:
     if not paths and not problems:
         return EXIT_OK  # skipping is not failing
     try:
-        if args.model:
-            bundle = load_bundle(args.model)
-        else:
-            bundle = default_model_bundle(
-                lambda f, m: print(m, file=sys.stderr) if f == 0 else None
-            )
-        classifier = open_classifier(bundle, args.backend, args.device)
+        _, classifier = open_model(args.model, args.backend, args.device)
     except (BundleError, BackendError, PretrainedError) as exc:
         return fail(str(exc), EXIT_USAGE)
 

@@ -1,5 +1,6 @@
 """The ``cnn-desktop`` command's parser and entry point; each group of subcommands has its own
-module (``classify``, ``info``, ``train`` for train/evaluate) that calls the core."""
+module (``classify``, ``explain``, ``info``, ``train`` for train/evaluate) that calls the
+core."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from collections.abc import Callable, Sequence
 
 from cnn_desktop import __version__
 from cnn_desktop.cli.common import EXIT_OK, EXIT_USAGE
+from cnn_desktop.cli.explain import add_explain_parser
 
 MAX_BATCH_SIZE = 4096
 MAX_IMG_SIZE = 1024
@@ -76,6 +78,8 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--format", choices=("table", "json"), default="table")
     evaluate.add_argument("--backend", choices=("onnx", "torch"), default="onnx")
     evaluate.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+
+    add_explain_parser(commands)
 
     info = commands.add_parser("info", help="versions, devices and working ONNX providers")
     info.add_argument("--format", choices=("text", "json"), default="text")
@@ -179,4 +183,8 @@ def _run(argv: Sequence[str] | None) -> int:
         from cnn_desktop.cli.train import run_evaluate
 
         return run_evaluate(args)
+    if args.command == "explain":
+        from cnn_desktop.cli.explain import run_explain
+
+        return run_explain(args)
     return EXIT_USAGE

@@ -80,8 +80,9 @@ def test_resampling_is_bilinear_between_cell_centres():
     rng = np.random.default_rng(3)
     cam = rng.random((7, 7), dtype=np.float32)
     expected = np.asarray(Image.fromarray(cam, "F").resize((224, 224), Image.Resampling.BILINEAR))
-    np.testing.assert_allclose(resample_into_box(cam, (224, 224), (0, 0, 224, 224)), expected,
-                               atol=1e-4)  # fmt: skip
+    np.testing.assert_allclose(
+        resample_into_box(cam, (224, 224), (0, 0, 224, 224)), expected, atol=1e-4
+    )
 
 
 @pytest.mark.parametrize("size", SIZES)
