@@ -10,12 +10,12 @@ from cnn_desktop.core.explain.statistics import LayerStatistics, channel_order, 
 from cnn_desktop.core.explain.to_files import (
     ExplainedClass,
     ExplainedImage,
-    ExplanationWriter,
     class_index_for,
     explain_class,
     explain_image,
 )
 from cnn_desktop.core.explain.visual import ExplainError, colorize, feature_grid, overlay
+from cnn_desktop.core.explain.writer import ExplanationWriter
 
 __all__ = [
     "METHODS",
