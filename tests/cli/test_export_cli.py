@@ -100,7 +100,7 @@ def test_a_lone_onnx_file_is_exported_as_a_verified_bundle(default_bundle, tmp_p
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--int8"], "give a folder of typical images with --calibration DIR"),
+        (["--int8"], "give a folder of typical images to calibrate on (--calibration DIR)"),
         (["--int8", "--calibration", "MISSING"], "does not exist"),
         (["--calibration", "PHOTOS"], "--calibration is only used with --int8"),
         (["MISSING"], "model not found"),

@@ -109,14 +109,14 @@ def _validation_items(
     if not isinstance(data, str) or provenance.get("source") != "trained with cnn-desktop":
         raise ExportError(
             f"{spec.name} has no validation images to calibrate on (it was not trained with "
-            "cnn-desktop); give a folder of typical images with --calibration DIR"
+            "cnn-desktop); give a folder of typical images to calibrate on (--calibration DIR)"
         )
     try:
         report = scan_folder(data, cancel=cancel)
     except DatasetError as exc:
         raise ExportError(
             f"the model's training folder cannot be read again ({exc}); "
-            "give a folder of typical images with --calibration DIR"
+            "give a folder of typical images to calibrate on (--calibration DIR)"
         ) from None
     val_split = provenance.get("val_split", DEFAULT_VAL_SPLIT)
     split = make_split(report, float(val_split), int(provenance.get("seed", 0)))
