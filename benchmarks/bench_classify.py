@@ -4,8 +4,10 @@ naive per-image torch loop, measured in the same run on the same images.
 (a) ``classify_paths`` (decode overlapped with batched ONNX Runtime inference)
 (b) ONNX Runtime on pre-decoded tensors (the ceiling for inference alone)
 (c) a naive loop: PIL open → torchvision transforms → torch eager model, one image at a time
+(d) the built-in model's INT8 export (``cnn-desktop export --int8``) against fp32 on the small
+    images: (a) and (b) for both, and the ratio INT8 / fp32
 
-Run: ``.venv/bin/python benchmarks/bench_classify.py [--out FILE] [--count 300]``
+Run: ``.venv/bin/python benchmarks/bench_classify.py [--out FILE] [--count 300] [--int8-only]``
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks.common import throughput, write_photo_set, write_report
+from cnn_desktop.core.export import export_model
 from cnn_desktop.core.imaging import load_and_preprocess
 from cnn_desktop.core.inference import (
     CPU_BATCH_SIZE,
@@ -80,6 +83,56 @@ def measure_set(name: str, paths: list[Path], classifier, torch_model, batch_siz
     }
 
 
+def measure_int8(paths: list[Path], classifier, batch_size: int, images: Path) -> dict:
+    """(d): export the built-in model to INT8, then time both models on the same images."""
+    calibration = write_photo_set(images / "calibration-96", 96, (500, 375))
+    exported = export_model(
+        classifier.bundle,
+        images / "lite0-int8",
+        int8=True,
+        calibration=calibration[0].parent,
+        force=True,
+    )
+    int8 = open_classifier(exported.bundle, "onnx", "cpu")
+    list(classify_paths(paths[:8], int8))  # warm-up
+    rows = {}
+    for name, model in (("fp32", classifier), ("int8", int8)):
+        results = []
+        rows[name] = {
+            "a_pipeline": throughput(
+                len(paths),
+                lambda model=model, results=results: results.extend(
+                    classify_paths(paths, model, batch_size=batch_size)
+                ),
+            )
+        }
+        rows[name]["top1"] = [r.predictions[0].index for r in results]
+        tensors = np.stack([load_and_preprocess(p, model.spec) for p in paths[:64]])
+        batches = [tensors[i : i + batch_size] for i in range(0, len(tensors), batch_size)]
+        with ThreadPoolExecutor(cpu_threads()) as pool:
+            rows[name]["b_onnx_concurrent_single_thread_calls"] = throughput(
+                len(tensors),
+                lambda model=model, batches=batches: list(pool.map(model.predict, batches)),
+            )
+    top1 = [rows[n].pop("top1") for n in ("fp32", "int8")]
+    return {
+        "set": "0.3mp",
+        "images": len(paths),
+        **rows,
+        "ratio_a_int8_over_fp32": round(
+            rows["int8"]["a_pipeline"]["images_per_s"] / rows["fp32"]["a_pipeline"]["images_per_s"],
+            2,
+        ),
+        "ratio_b_int8_over_fp32": round(
+            rows["int8"]["b_onnx_concurrent_single_thread_calls"]["images_per_s"]
+            / rows["fp32"]["b_onnx_concurrent_single_thread_calls"]["images_per_s"],
+            2,
+        ),
+        "top1_agreement_on_these_images": round(float(np.mean(np.equal(*top1))), 3),
+        "export_parity_report": exported.report,
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path)
@@ -88,13 +141,17 @@ def main() -> None:
     parser.add_argument(
         "--images", type=Path, default=Path(tempfile.gettempdir()) / "cnn-desktop-bench"
     )
+    parser.add_argument("--int8-only", action="store_true", help="only (d), fp32 vs INT8")
     args = parser.parse_args()
 
     bundle = default_model_bundle()
     classifier = open_classifier(bundle, "onnx", "cpu")
-    torch_model = load_pretrained_model()
+    small = write_photo_set(args.images / f"0.3mp-{args.count}", args.count, SETS["0.3mp"])
+    list(classify_paths(small[:8], classifier))  # warm-up
+    int8 = measure_int8(small, classifier, args.batch_size, args.images)
+    torch_model = None if args.int8_only else load_pretrained_model()
     results = []
-    for name, size in SETS.items():
+    for name, size in {} if args.int8_only else SETS.items():
         paths = write_photo_set(args.images / f"{name}-{args.count}", args.count, size)
         list(classify_paths(paths[:8], classifier))  # warm-up: page cache and session
         results.append(measure_set(name, paths, classifier, torch_model, args.batch_size))
@@ -104,8 +161,13 @@ def main() -> None:
             "cpu_threads": cpu_threads(),
             "provider": classifier.device,
             "batch_size": args.batch_size,
-            "targets": {"12mp": "a >= 8x c", "0.3mp": "a >= 3x c and a >= 0.7x b"},
+            "targets": {
+                "12mp": "a >= 8x c",
+                "0.3mp": "a >= 3x c and a >= 0.7x b",
+                "int8": "a_int8 >= 1.5x a_fp32",
+            },
             "results": results,
+            "int8": int8,
         },
         args.out,
     )

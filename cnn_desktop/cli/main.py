@@ -12,6 +12,7 @@ from collections.abc import Callable, Sequence
 from cnn_desktop import __version__
 from cnn_desktop.cli.common import EXIT_OK, EXIT_USAGE
 from cnn_desktop.cli.explain import add_explain_parser
+from cnn_desktop.cli.export import add_export_parser
 
 MAX_BATCH_SIZE = 4096
 MAX_IMG_SIZE = 1024
@@ -80,6 +81,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
 
     add_explain_parser(commands)
+    add_export_parser(commands)
 
     info = commands.add_parser("info", help="versions, devices and working ONNX providers")
     info.add_argument("--format", choices=("text", "json"), default="text")
@@ -179,6 +181,10 @@ def _run(argv: Sequence[str] | None) -> int:
         from cnn_desktop.cli.train import run_train
 
         return run_train(args)
+    if args.command == "export":
+        from cnn_desktop.cli.export import run_export
+
+        return run_export(args)
     if args.command == "evaluate":
         from cnn_desktop.cli.train import run_evaluate
 

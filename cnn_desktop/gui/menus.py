@@ -10,6 +10,7 @@ from PySide6.QtGui import QAction, QActionGroup, QKeySequence
 from PySide6.QtWidgets import QMenu
 
 from cnn_desktop.core.versions import NO_TORCH, torch_installed
+from cnn_desktop.gui.export_dialog import open_export_dialog
 
 if TYPE_CHECKING:
     from cnn_desktop.gui.main_window import MainWindow
@@ -50,6 +51,7 @@ def build_menus(window: MainWindow) -> WindowActions:
     _add(window, file_menu, "&Open Images…", QKeySequence.StandardKey.Open, window.choose_images)
     _add(window, file_menu, "Open &Folder…", "Ctrl+Shift+O", window.choose_folder)
     file_menu.addSeparator()
+    _add(window, file_menu, "&Export Model…", "Ctrl+Shift+S", lambda: open_export_dialog(window))
     for action in window.batch_actions():
         file_menu.addAction(action)
     file_menu.addSeparator()

@@ -197,6 +197,7 @@ def training_provenance(report: ScanReport, config: TrainConfig) -> dict[str, An
         "data": str(report.root),
         "images": report.total,
         "seed": config.seed,
+        "val_split": config.val_split,
         "epochs": config.epochs,
         "augment": list(config.augment or ()),
         "trained_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
