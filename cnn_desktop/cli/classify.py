@@ -7,7 +7,7 @@ import csv
 import json
 import sys
 
-from cnn_desktop.cli.common import EXIT_FAILED, EXIT_OK, EXIT_USAGE, fail
+from cnn_desktop.cli.common import EXIT_FAILED, EXIT_OK, EXIT_USAGE, fail, warning_line
 
 PROGRESS_THRESHOLD = 4
 
@@ -48,6 +48,8 @@ def run_classify(args: argparse.Namespace) -> int:
         classifier = open_classifier(bundle, args.backend, args.device)
     except (BundleError, BackendError, PretrainedError) as exc:
         return fail(str(exc), EXIT_USAGE)
+    if classifier.notice:  # e.g. CUDA failed and the CPU runs the model
+        print(warning_line(classifier.notice), file=sys.stderr)
 
     writer = _ResultWriter(args.format, args.top_k, verbose=args.verbose)
     failures = [ImageResult(path=p, error=reason) for p, reason in problems]

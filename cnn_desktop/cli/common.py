@@ -1,4 +1,4 @@
-"""What every subcommand shares: exit codes and the one-line error."""
+"""What every subcommand shares: exit codes, the one-line error and the warning line."""
 
 from __future__ import annotations
 
@@ -11,3 +11,9 @@ def fail(message: str, code: int) -> int:
     """Print ``cnn-desktop: error: MESSAGE`` on stderr and return the exit code ``code``."""
     print(f"cnn-desktop: error: {message}", file=sys.stderr)
     return code
+
+
+def warning_line(message: str) -> str:
+    """``cnn-desktop: warning: MESSAGE``: how a notice (the work goes on, differently than
+    asked, e.g. on the CPU because CUDA failed) is printed on stderr."""
+    return f"cnn-desktop: warning: {message}"
