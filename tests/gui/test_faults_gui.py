@@ -245,3 +245,32 @@ def test_the_process_exits_cleanly_after_closing_during_work(
         assert sign not in done.stderr, done.stderr[-3000:]
     assert load_bundle(out).spec.num_classes == 3
     assert leftovers(tmp_path) == []
+
+
+def test_a_read_only_output_folder_is_an_error_before_any_work(
+    qtbot, window: MainWindow, digits: Path, tmp_path: Path, monkeypatch
+) -> None:
+    """Root writes anywhere, so the refusal a read-only folder gives is injected where the
+    run tries to create its files (the CLI test runs it for real as an unprivileged user)."""
+    from cnn_desktop.core.training import placement
+
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    make_folder = tempfile.mkdtemp
+
+    def mkdtemp(*args, dir=None, **kwargs):
+        if dir is not None and Path(dir) == locked:
+            raise PermissionError(13, "Permission denied", str(dir))
+        return make_folder(*args, dir=dir, **kwargs)
+
+    monkeypatch.setattr(placement.tempfile, "mkdtemp", mkdtemp)
+    events = []
+    monkeypatch.setattr(window.train_panel, "_on_event", events.append)
+
+    start_training(window, qtbot, digits, locked / "model.cnnmodel", epochs=1, batch=8)
+    qtbot.waitUntil(lambda: window.train_panel.handle is None, timeout=LOAD_TIMEOUT_MS)
+
+    assert errors(window) == [
+        f"Training failed: cannot write the model to {locked}: Permission denied"
+    ]
+    assert events == [] and list(locked.iterdir()) == []  # not even the scan ran
