@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import gc
 import math
 import os
 import time
@@ -161,8 +162,8 @@ class MicroBatch:
             )
         self.size = current // 2
         self.notices.append(
-            f"out of memory at batch size {current}; continuing with {self.size}"
-            + (" (gradients summed over the parts: each step still learns from the whole batch)")
+            f"out of memory at batch size {current}; continuing with {self.size} (gradients "
+            "summed over the parts: each step still learns from the whole batch)"
         )
 
     def take_notices(self) -> list[str]:
@@ -172,8 +173,6 @@ class MicroBatch:
 
 
 def _free_memory(device: torch.device) -> None:
-    import gc
-
     gc.collect()
     if device.type == "cuda":
         torch.cuda.empty_cache()
@@ -242,7 +241,15 @@ def train_epoch(
         yield StepReport(step, loss, correct / len(labels), lr, len(labels))
 
 
-def _step(model, inputs, labels, optimizer, loss_fn, scaler, micro) -> tuple[float, int]:
+def _step(
+    model: nn.Module,
+    inputs: torch.Tensor,
+    labels: torch.Tensor,
+    optimizer: torch.optim.Optimizer,
+    loss_fn: nn.Module,
+    scaler: Any,
+    micro: MicroBatch,
+) -> tuple[float, int]:
     """One optimiser step on a batch, in parts of ``micro.size`` whose gradients add up to
     the whole batch's; returns the batch's loss and how many it got right."""
     optimizer.zero_grad(set_to_none=True)
