@@ -1,4 +1,4 @@
-"""What every subcommand shares: exit codes and the one-line error."""
+"""What every subcommand shares: exit codes, the one-line error and the warning line."""
 
 from __future__ import annotations
 
@@ -14,9 +14,16 @@ def fail(message: str, code: int) -> int:
     return code
 
 
+def warning_line(message: str) -> str:
+    """``cnn-desktop: warning: MESSAGE``: how a notice (the work goes on, differently than
+    asked, e.g. on the CPU because CUDA failed) is printed on stderr."""
+    return f"cnn-desktop: warning: {message}"
+
+
 def open_model(model: str | None, backend: str, device: str) -> tuple[Any, Any]:
     """The bundle ``--model`` names (the built-in model when None, its first-run message on
-    stderr) and a classifier for it on ``backend``/``device``.
+    stderr) and a classifier for it on ``backend``/``device``; the classifier's notice (e.g.
+    CUDA failed, the CPU runs the model) goes to stderr as a warning line.
 
     Raises:
         BundleError, PretrainedError, BackendError: The model cannot be opened there.
@@ -28,4 +35,7 @@ def open_model(model: str | None, backend: str, device: str) -> tuple[Any, Any]:
         bundle = load_bundle(model)
     else:
         bundle = default_model_bundle(lambda f, m: print(m, file=sys.stderr) if f == 0 else None)
-    return bundle, open_classifier(bundle, backend, device)
+    classifier = open_classifier(bundle, backend, device)
+    if classifier.notice:
+        print(warning_line(classifier.notice), file=sys.stderr)
+    return bundle, classifier

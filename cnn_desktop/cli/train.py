@@ -8,7 +8,15 @@ import math
 import signal
 import sys
 
-from cnn_desktop.cli.common import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, fail
+from cnn_desktop.cli.common import (
+    EXIT_FAILED,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_USAGE,
+    fail,
+    open_model,
+    warning_line,
+)
 
 
 def run_train(args: argparse.Namespace) -> int:
@@ -20,6 +28,7 @@ def run_train(args: argparse.Namespace) -> int:
         DatasetError,
         TrainConfig,
         TrainError,
+        TrainRunError,
         parse_augmentations,
         train,
     )
@@ -58,6 +67,8 @@ def run_train(args: argparse.Namespace) -> int:
             bar = _show(event, bar, args.quiet)
             if event.kind in ("done", "cancelled"):
                 last = event
+    except TrainRunError as exc:  # it started, then could not go on (the images vanished…)
+        return fail(str(exc), EXIT_FAILED)
     except (TrainError, DatasetError) as exc:
         return fail(str(exc), EXIT_USAGE)
     except BundleError as exc:
@@ -126,18 +137,19 @@ def _show(event, bar, quiet: bool):
             print(line, file=sys.stderr)
     elif event.kind in ("export", "checkpoint") and event.message:
         (bar.write if bar is not None else print)(event.message, file=sys.stderr)
+    elif event.kind == "notice":  # shown also with --quiet: the run goes on, but differently
+        (bar.write if bar is not None else print)(warning_line(event.message), file=sys.stderr)
     return bar
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
     """Evaluate a model on a labelled folder; JSON is one object."""
-    from cnn_desktop.core.inference import BackendError, open_classifier
-    from cnn_desktop.core.models import BundleError, load_bundle
+    from cnn_desktop.core.inference import BackendError
+    from cnn_desktop.core.models import BundleError
     from cnn_desktop.core.training import DatasetError, evaluate_folder
 
     try:
-        bundle = load_bundle(args.model)
-        classifier = open_classifier(bundle, args.backend, args.device)
+        _, classifier = open_model(args.model, args.backend, args.device)
         evaluation = evaluate_folder(classifier, args.data_dir)
     except (BundleError, BackendError, DatasetError) as exc:
         return fail(str(exc), EXIT_USAGE)

@@ -45,13 +45,20 @@ def load_model(model_path: str | None, backend: str, device: str):
     """A job that opens a model (the built-in one when ``model_path`` is None)."""
 
     def job(context: TaskContext) -> ActiveModel:
+        def progress(fraction: float, message: str) -> None:
+            if message.startswith("Warning: "):  # e.g. the model cache cannot be written
+                context.notify(message.removeprefix("Warning: "))
+            context.progress(fraction, message)
+
         if model_path:
             context.progress(0.0, f"Opening {Path(model_path).name}…")
             bundle = load_bundle(model_path)
         else:
-            bundle = default_model_bundle(context.progress)
+            bundle = default_model_bundle(progress)
         context.cancel.raise_if_cancelled()
-        return ActiveModel(bundle, open_classifier(bundle, backend, device))
+        classifier = open_classifier(bundle, backend, device)
+        context.notify(classifier.notice)  # e.g. CUDA failed: the CPU runs the model
+        return ActiveModel(bundle, classifier)
 
     return job
 

@@ -2,8 +2,10 @@
 export) runs on its worker threads; results come back to the UI thread by signals.
 
 A job is a plain function ``fn(context) -> result``. The context carries the core's
-``progress(fraction, message)`` callback, a :class:`CancelToken`, and ``emit(item)`` to stream
-partial results (e.g. one classified image at a time).
+``progress(fraction, message)`` callback, a :class:`CancelToken`, ``emit(item)`` to stream
+partial results (e.g. one classified image at a time) and ``notify(text)`` for what the user
+must read although the job goes on (CUDA failed and the CPU runs the model; the cache folder
+cannot be written), which the runner's :attr:`TaskRunner.noticed` hands to the window.
 
 Two pools: *background* jobs (batches, training, exports) can never take the threads of
 *interactive* ones (model loads, previews, CAMs, feature maps), so a user's click is answered
@@ -85,6 +87,11 @@ class TaskContext:
         """Send a partial result to the UI thread."""
         self._handle.item.emit(item)
 
+    def notify(self, text: str) -> None:
+        """Tell the user something they must read (the job goes on); empty text is ignored."""
+        if text:
+            self._handle.noticed.emit(text)
+
 
 class TaskHandle(QObject):
     """A submitted job; connect to its signals, call :meth:`cancel` to stop it.
@@ -94,6 +101,7 @@ class TaskHandle(QObject):
 
     progressed = Signal(float, str)
     item = Signal(object)
+    noticed = Signal(str)
     succeeded = Signal(object)
     failed = Signal(str)  # "TypeName: message" (the whole story is in :attr:`failure`)
     cancelled = Signal()
@@ -184,6 +192,7 @@ class TaskRunner(QObject):
 
     busy_changed = Signal(bool)
     task_failed = Signal(str, str)  # title, "TypeName: message"
+    noticed = Signal(str)  # a job's notice (see TaskContext.notify), for the notification area
 
     def __init__(
         self,
@@ -238,6 +247,7 @@ class TaskRunner(QObject):
             handle.failed.connect(on_error)
         if on_finished:
             handle.finished.connect(on_finished)
+        handle.noticed.connect(self.noticed)
         handle.ended.connect(self._forget)
         was_busy = bool(self._active)
         self._active[id(handle)] = handle

@@ -8,7 +8,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from PySide6.QtCore import Qt
-from PySide6.QtGui import QStandardItemModel
+from PySide6.QtGui import QDragEnterEvent, QDropEvent, QStandardItemModel
 from PySide6.QtWidgets import (
     QComboBox,
     QFileDialog,
@@ -136,3 +136,9 @@ def usable_mode(mode: str, known: Iterable[str]) -> str:
     """``mode`` if it is one of ``known`` and this installation can train it, else ``head``
     (e.g. a saved choice of ``full`` from a build with PyTorch, opened in one without)."""
     return mode if mode in known and (mode == "head" or torch_installed()) else "head"
+
+
+def dropped_folder(event: QDragEnterEvent | QDropEvent) -> str | None:
+    """The first folder among what is dragged over or dropped on the Train tab, if any."""
+    paths = [url.toLocalFile() for url in event.mimeData().urls() if url.isLocalFile()]
+    return next((path for path in paths if Path(path).is_dir()), None)

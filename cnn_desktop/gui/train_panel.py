@@ -240,19 +240,14 @@ class TrainPanel(QWidget):
             self.set_data_folder(folder)
 
     def dragEnterEvent(self, event: QDragEnterEvent) -> None:
-        if self._dropped_folder(event) and self.handle is None:
+        if outcome.dropped_folder(event) and self.handle is None:
             event.acceptProposedAction()
 
     def dropEvent(self, event: QDropEvent) -> None:
-        folder = self._dropped_folder(event)
+        folder = outcome.dropped_folder(event)
         if folder and self.handle is None:
             event.acceptProposedAction()
             self.set_data_folder(folder)
-
-    @staticmethod
-    def _dropped_folder(event: QDragEnterEvent | QDropEvent) -> str | None:
-        paths = [url.toLocalFile() for url in event.mimeData().urls() if url.isLocalFile()]
-        return next((path for path in paths if Path(path).is_dir()), None)
 
     # ----- options ------------------------------------------------------------------------
     @property
@@ -335,6 +330,8 @@ class TrainPanel(QWidget):
     def _on_event(self, event: TrainEvent) -> None:
         if event.kind not in ("done", "cancelled") or event.result is None:
             self.run_view.show_event(event)
+            if event.kind == "notice":  # the run goes on, differently (e.g. a smaller batch)
+                self.message.emit(event.message)
             return
         result = self.result = event.result
         cancelled = event.kind == "cancelled"

@@ -46,6 +46,7 @@ class WindowLifetime:
         self._ready_to_close = False
         self._restore_geometry()
         install_exception_hooks().reported.connect(self.notifications.error)
+        self.runner.noticed.connect(self.notifications.info)
         self.runner.busy_changed.connect(self._close_when_idle)
         settings = self.settings
         self.runner.submit(

@@ -119,5 +119,5 @@ def test_head_training_with_an_unwritable_cache_uses_the_stand_in(
     events, last = run(digits, tmp_path / "head", TrainConfig(mode="head", epochs=2))
 
     assert last.kind == "done"
-    assert any("cannot be written" in event.message for event in events if event.kind == "embed")
+    assert any("cannot be written" in event.message for event in events if event.kind == "notice")
     assert any((private_temp / f"cnn-desktop-{os.getuid()}" / "embeddings").rglob("*.npy"))

@@ -16,6 +16,7 @@ import numpy as np
 
 GPU_PROVIDERS = ("CUDAExecutionProvider",)
 PROBED_PROVIDERS = (*GPU_PROVIDERS, "CPUExecutionProvider")
+FELL_BACK = "no usable GPU or GPU libraries; ONNX Runtime fell back to the CPU"
 
 
 @dataclass(frozen=True)
@@ -26,11 +27,15 @@ class ProviderStatus:
         name: e.g. ``CUDAExecutionProvider``.
         working: Whether a test session ran on it.
         detail: Why it does not work, or what it runs on.
+        tried: A test session was attempted: the provider is in the build and its hardware
+            seems present (an NVIDIA driver for CUDA), so not working is a failure worth
+            telling the user about, not the normal state of a machine without a GPU.
     """
 
     name: str
     working: bool
     detail: str = ""
+    tried: bool = False
 
 
 def cpu_threads() -> int:
@@ -106,15 +111,19 @@ def onnx_provider_status(name: str) -> ProviderStatus:
     try:
         session = ort.InferenceSession(_probe_model_bytes(), options, providers=[name])
         if session.get_providers()[0] != name:
-            return ProviderStatus(
-                name, False, "no usable GPU or GPU libraries; ONNX Runtime fell back to the CPU"
-            )
+            return ProviderStatus(name, False, FELL_BACK, tried=True)
         out = session.run(None, {"x": np.ones((1, 1, 4, 4), np.float32)})[0]
         if not np.allclose(out, 1.0):
-            return ProviderStatus(name, False, "test inference gave wrong results")
+            return ProviderStatus(name, False, "test inference gave wrong results", tried=True)
     except Exception as exc:  # any failure means "not usable"; keep the first line
-        return ProviderStatus(name, False, str(exc).strip().splitlines()[0][:200])
-    return ProviderStatus(name, True, "test session ran")
+        return ProviderStatus(name, False, first_line(exc), tried=True)
+    return ProviderStatus(name, True, "test session ran", tried=True)
+
+
+def first_line(exc: BaseException, limit: int = 200) -> str:
+    """The first line of an exception's message (its type's name when it has none)."""
+    text = str(exc).strip()
+    return text.splitlines()[0][:limit] if text else type(exc).__name__
 
 
 def onnx_providers() -> list[ProviderStatus]:

@@ -13,6 +13,7 @@ from cnn_desktop.core.training.config import (
     TrainError,
     TrainEvent,
     TrainResult,
+    TrainRunError,
 )
 from cnn_desktop.core.training.dataset import DatasetError, ScanReport, scan_folder
 from cnn_desktop.core.training.embeddings import DEFAULT_CACHE_LIMIT_BYTES, prune_cache
@@ -38,6 +39,7 @@ __all__ = [
     "TrainError",
     "TrainEvent",
     "TrainResult",
+    "TrainRunError",
     "augmentation_preview",
     "bundle_path",
     "check_output",

@@ -33,6 +33,11 @@ class TrainError(ValueError):
     """Training cannot start (bad options, unusable data); the message says why."""
 
 
+class TrainRunError(TrainError):
+    """A run that started cannot go on (out of memory at batch size 1, the images vanished);
+    the message says why and what was kept. No model is saved; one at the output is untouched."""
+
+
 @dataclass(frozen=True)
 class TrainConfig:
     """What to train and how. ``None`` means the mode's default."""
@@ -114,8 +119,9 @@ class TrainEvent:
 
     ``kind`` is one of: ``scan`` (data report ready), ``embed`` (head mode: embedding
     progress), ``step``, ``epoch`` (end of an epoch, with validation figures), ``checkpoint``,
-    ``export`` (saving and verifying the ONNX model), ``done`` or ``cancelled`` (with
-    ``result``).
+    ``export`` (saving and verifying the ONNX model), ``notice`` (the run goes on, but the user
+    must know: a halved batch after running out of memory, a cache that cannot be written),
+    ``done`` or ``cancelled`` (with ``result``).
     """
 
     kind: str

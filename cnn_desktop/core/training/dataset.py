@@ -377,6 +377,14 @@ def _warnings(report: ScanReport) -> list[str]:
     return warnings
 
 
+def vanished_message(root: Path, missing: Path) -> str:
+    """What a run says when ``missing``, found by the scan of ``root``, is gone mid-training
+    (the whole folder deleted or moved, or files taken out of it)."""
+    if not root.is_dir():
+        return f"the image folder {root} was deleted or moved during training"
+    return f"images vanished from the image folder {root} during training (e.g. {missing})"
+
+
 def _reason_kind(reason: str) -> str:
     """The reason without its details: ``unreadable: file is empty`` → ``unreadable``."""
     if reason.startswith(("same image also in class", "duplicate of")):

@@ -19,10 +19,9 @@ from pathlib import Path
 
 import numpy as np
 import onnx
-import onnxruntime as ort
 
 from cnn_desktop.core.imaging.files import atomic_write, file_digest, prune_folder
-from cnn_desktop.core.inference.backends.onnx import choose_providers, session_options
+from cnn_desktop.core.inference.backends.onnx import create_session, session_options
 from cnn_desktop.core.inference.devices import cpu_threads
 from cnn_desktop.core.inference.predict import (
     CPU_BATCH_SIZE,
@@ -49,7 +48,8 @@ def embedding_tensor(proto: onnx.ModelProto) -> str:
 
 
 class EmbeddingModel:
-    """An ONNX Runtime session returning a bundle's embeddings."""
+    """An ONNX Runtime session returning a bundle's embeddings (``notice``: see
+    :func:`~cnn_desktop.core.inference.backends.onnx.create_session`)."""
 
     def __init__(self, bundle: ModelBundle, device: str = "auto") -> None:
         proto = onnx.load(str(bundle.onnx_path))
@@ -57,9 +57,8 @@ class EmbeddingModel:
         self.tensor = embedding_tensor(proto)
         if self.tensor not in {o.name for o in proto.graph.output}:
             proto.graph.output.append(onnx.ValueInfoProto(name=self.tensor))
-        providers = choose_providers(device)
-        self.session = ort.InferenceSession(
-            proto.SerializeToString(), session_options(1), providers=providers
+        self.session, self.notice = create_session(
+            proto.SerializeToString(), session_options(1), device
         )
         self.uses_gpu = self.session.get_providers()[0] != "CPUExecutionProvider"
         self.width = self._width(proto)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,10 +24,11 @@ from cnn_desktop.core.training.config import (
     LABEL_SMOOTHING,
     TrainConfig,
     TrainEvent,
+    TrainRunError,
     class_balance,
     training_provenance,
 )
-from cnn_desktop.core.training.dataset import ScanReport
+from cnn_desktop.core.training.dataset import ScanReport, vanished_message
 from cnn_desktop.core.training.embeddings import EmbeddingCache, EmbeddingModel, embed_paths
 from cnn_desktop.core.training.evaluate import Evaluation, compute_metrics
 from cnn_desktop.core.training.linear_head import (
@@ -38,6 +40,12 @@ from cnn_desktop.core.training.linear_head import (
 from cnn_desktop.core.training.output import finish
 from cnn_desktop.core.training.splits import Split, balanced_sample_weights, class_weights
 
+WARNING = "Warning: "  # how the model cache's progress messages mark what a person must read
+EMBEDDINGS_KEPT = (
+    "; nothing was saved, the embeddings computed so far stay cached: restore the images and "
+    "train again"
+)
+
 
 def _embed(
     items: list[tuple[Path, int]],
@@ -46,7 +54,13 @@ def _embed(
     digests: dict[Path, bytes],
     cancel: CancelToken | None,
     events: list[TrainEvent],
+    root: Path,
 ) -> tuple[np.ndarray, np.ndarray, list[Path]]:
+    """The embeddings of ``items`` (unreadable images left out), their labels and paths.
+
+    Raises:
+        TrainRunError: Images (or the whole folder ``root``) vanished since the scan.
+    """
     vectors, labels, kept = [], [], []
     paths = [path for path, _ in items]
     label_of = dict(items)
@@ -58,6 +72,8 @@ def _embed(
         cancel=cancel,
         progress=lambda f, m: events.append(TrainEvent("embed", fraction=f, message=m)),
     ):
+        if vector is None and not os.path.lexists(path):
+            raise TrainRunError(vanished_message(root, path) + EMBEDDINGS_KEPT)
         if vector is not None:
             vectors.append(vector)
             labels.append(label_of[path])
@@ -146,20 +162,26 @@ def train_head(
     notes: list[str] = []  # e.g. the cache cannot be written and a stand-in is used
 
     def note(_fraction: float, message: str) -> None:
-        if message.startswith("Warning"):
-            notes.append(message)
+        if message.startswith(WARNING):
+            notes.append(message.removeprefix(WARNING))
 
     bundle = default_model_bundle(note)
     embedder = EmbeddingModel(bundle, config.device)
     cache = EmbeddingCache(writable_folder(cache_dir() / "embeddings", note), embedder.key)
-    for message in notes:
-        yield TrainEvent("embed", message=message)
+    for message in (*notes, embedder.notice):
+        if message:
+            yield TrainEvent("notice", message=message)
     yield TrainEvent("embed", message="Computing image embeddings (cached for next time)…")
     pending: list[TrainEvent] = []
-    x_train, y_train, _ = _embed(split.train, embedder, cache, report.digests, cancel, pending)
+    root = report.root
+    x_train, y_train, _ = _embed(
+        split.train, embedder, cache, report.digests, cancel, pending, root
+    )
     yield from pending
     pending.clear()
-    x_val, y_val, val_paths = _embed(split.val, embedder, cache, report.digests, cancel, pending)
+    x_val, y_val, val_paths = _embed(
+        split.val, embedder, cache, report.digests, cancel, pending, root
+    )
     yield from pending
 
     classes = len(report.classes)
@@ -224,6 +246,8 @@ def train_head(
                 break
     if best is None:
         raise Cancelled("cancelled before the first epoch finished")
+    if not root.is_dir():  # deleted while the head trained: the export cannot be checked
+        raise TrainRunError(vanished_message(root, root) + EMBEDDINGS_KEPT)
     spec = dataclasses.replace(
         bundle.spec,
         name=out.stem,

@@ -1,13 +1,22 @@
-"""The PyTorch side of training: datasets, one epoch, evaluation, checkpoints (imports torch)."""
+"""The PyTorch side of training: datasets, one epoch, evaluation, checkpoints (imports torch).
+
+Running out of memory in a step (``torch.cuda.OutOfMemoryError``, or the CPU allocator's
+``RuntimeError``) does not end the run: memory is freed, the batch goes through the model in
+halves whose gradients are summed (so the optimiser still steps once on the whole batch), and
+that smaller part size is kept for the rest of the run, validation included. Each halving is
+a notice; at one image per part a :class:`TrainRunError` says so.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import copy
+import gc
 import math
+import os
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -23,22 +32,29 @@ from cnn_desktop.core.imaging.preprocess import decode_min_side, fit_image, to_t
 from cnn_desktop.core.models.spec import ModelSpec
 from cnn_desktop.core.models.torch_random import PrivateRandom
 from cnn_desktop.core.tasks import CancelToken
+from cnn_desktop.core.training.config import TrainRunError
+from cnn_desktop.core.training.dataset import vanished_message
+
+OUT_OF_MEMORY_MARKERS = ("out of memory", "not enough memory", "can't allocate memory")
 
 
 class ImageFolderDataset(Dataset):
     """(path, label) items decoded with the app's own loader; unreadable files are skipped
-    by returning a flag the collate function drops."""
+    by returning a flag the collate function drops. A file that no longer exists (the folder
+    ``root`` deleted or emptied mid-training) is a :class:`TrainRunError` naming the folder."""
 
     def __init__(
         self,
         items: Sequence[tuple[Path, int]],
         spec: ModelSpec,
         augment: Callable[[Image.Image], Image.Image] | None = None,
+        root: Path | None = None,
     ) -> None:
         self.items = list(items)
         self.spec = spec
         self.augment = augment
         self.min_side = decode_min_side(spec)
+        self.root = root
 
     def __len__(self) -> int:
         return len(self.items)
@@ -48,6 +64,8 @@ class ImageFolderDataset(Dataset):
         try:
             image = load_image(path, min_side=self.min_side)
         except ImageLoadError:
+            if not os.path.lexists(path):
+                raise TrainRunError(vanished_message(self.root or path.parent, path)) from None
             return None, label
         fitted = self.augment(image) if self.augment else fit_image(image, self.spec)
         return to_tensor(fitted, self.spec), label
@@ -106,6 +124,70 @@ def warmup_cosine(optimizer: torch.optim.Optimizer, warmup_steps: int, total_ste
     return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 
 
+def is_out_of_memory(exc: BaseException) -> bool:
+    """Whether ``exc`` is torch running out of (GPU, MPS or CPU) memory."""
+    if isinstance(exc, torch.cuda.OutOfMemoryError):
+        return True
+    text = str(exc).lower()
+    return isinstance(exc, RuntimeError) and any(m in text for m in OUT_OF_MEMORY_MARKERS)
+
+
+@dataclass
+class MicroBatch:
+    """How many images of a batch go through the model at once (``size``; None: the whole
+    batch), and the notices of each time it was halved, for the run to pass on."""
+
+    size: int | None = None
+    notices: list[str] = field(default_factory=list)
+
+    def parts(self, count: int) -> list[slice]:
+        """Slices splitting a batch of ``count`` images into parts of at most ``size``."""
+        step = min(self.size or count, count) or 1
+        return [slice(start, start + step) for start in range(0, count, step)]
+
+    def halve(self, count: int, device: torch.device) -> None:
+        """After running out of memory on a batch of ``count`` images: use parts half the
+        size from now on, and free what the failed attempt held.
+
+        Raises:
+            TrainRunError: The parts already hold a single image.
+        """
+        current = min(self.size or count, count)
+        _free_memory(device)
+        if current <= 1:
+            raise TrainRunError(
+                f"out of memory on {device.type} even at batch size 1; use a smaller image "
+                "size or architecture, close other programs using the memory, or train on "
+                "the other device (--device)"
+            )
+        self.size = current // 2
+        self.notices.append(
+            f"out of memory at batch size {current}; continuing with {self.size} (gradients "
+            "summed over the parts: each step still learns from the whole batch)"
+        )
+
+    def take_notices(self) -> list[str]:
+        """The notices not passed on yet (and forget them)."""
+        taken, self.notices = self.notices, []
+        return taken
+
+
+def _free_memory(device: torch.device) -> None:
+    gc.collect()
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+
+
+def _loss_share(loss_fn: nn.Module, part: torch.Tensor, whole: torch.Tensor) -> float:
+    """The part's share of the batch's mean loss (by class weight when the loss has some)."""
+    if len(part) == len(whole):
+        return 1.0
+    weight = getattr(loss_fn, "weight", None)
+    if weight is None:
+        return len(part) / len(whole)
+    return float(weight[part].sum() / weight[whole].sum())
+
+
 @dataclass
 class StepReport:
     """One optimisation step."""
@@ -127,11 +209,14 @@ def train_epoch(
     cancel: CancelToken | None,
     scaler: Any = None,
     rng: PrivateRandom | None = None,
+    micro: MicroBatch | None = None,
 ) -> Iterator[StepReport]:
     """Run one epoch, yielding after every step; checks ``cancel`` before each step.
 
-    Dropout draws from ``rng`` (see :class:`PrivateRandom`) when it is given."""
+    Dropout draws from ``rng`` (see :class:`PrivateRandom`) when it is given. A step that runs
+    out of memory is run again in smaller parts (see :class:`MicroBatch`)."""
     model.train()
+    micro = micro if micro is not None else MicroBatch()
     channels_last = device.type == "cuda"
     for step, (inputs, labels) in enumerate(loader):
         if cancel is not None:
@@ -141,35 +226,80 @@ def train_epoch(
         inputs, labels = inputs.to(device, non_blocking=True), labels.to(device)
         if channels_last:
             inputs = inputs.contiguous(memory_format=torch.channels_last)
-        optimizer.zero_grad(set_to_none=True)
-        with rng if rng is not None else contextlib.nullcontext():
-            with torch.autocast(device.type, enabled=scaler is not None):
-                logits = model(inputs)
-                loss = loss_fn(logits.float(), labels)
-            if scaler is not None:
-                scaler.scale(loss).backward()
-                scaler.step(optimizer)
-                scaler.update()
-            else:
-                loss.backward()
-                optimizer.step()
+        while True:
+            try:
+                with rng if rng is not None else contextlib.nullcontext():
+                    loss, correct = _step(model, inputs, labels, optimizer, loss_fn, scaler, micro)
+                break
+            except RuntimeError as exc:
+                if not is_out_of_memory(exc):
+                    raise
+            optimizer.zero_grad(set_to_none=True)  # outside ``except``: its frames are gone
+            micro.halve(len(labels), device)
         scheduler.step()
-        accuracy = (logits.argmax(1) == labels).float().mean().item()
-        yield StepReport(step, loss.item(), accuracy, optimizer.param_groups[-1]["lr"], len(labels))
+        lr = optimizer.param_groups[-1]["lr"]
+        yield StepReport(step, loss, correct / len(labels), lr, len(labels))
+
+
+def _step(
+    model: nn.Module,
+    inputs: torch.Tensor,
+    labels: torch.Tensor,
+    optimizer: torch.optim.Optimizer,
+    loss_fn: nn.Module,
+    scaler: Any,
+    micro: MicroBatch,
+) -> tuple[float, int]:
+    """One optimiser step on a batch, in parts of ``micro.size`` whose gradients add up to
+    the whole batch's; returns the batch's loss and how many it got right."""
+    optimizer.zero_grad(set_to_none=True)
+    loss_sum, correct = 0.0, 0
+    for part in micro.parts(len(labels)):
+        with torch.autocast(inputs.device.type, enabled=scaler is not None):
+            logits = model(inputs[part])
+            loss = loss_fn(logits.float(), labels[part])
+            share = _loss_share(loss_fn, labels[part], labels)
+            if share != 1.0:
+                loss = loss * share
+        (scaler.scale(loss) if scaler is not None else loss).backward()
+        loss_sum += loss.item()
+        correct += int((logits.argmax(1) == labels[part]).sum().item())
+        del logits, loss
+    if scaler is not None:
+        scaler.step(optimizer)
+        scaler.update()
+    else:
+        optimizer.step()
+    return loss_sum, correct
 
 
 @torch.no_grad()
 def evaluate_loss(
-    model: nn.Module, loader: DataLoader, loss_fn: nn.Module, device: torch.device
+    model: nn.Module,
+    loader: DataLoader,
+    loss_fn: nn.Module,
+    device: torch.device,
+    micro: MicroBatch | None = None,
 ) -> tuple[float, float]:
-    """Mean loss and accuracy over a loader (eval mode)."""
+    """Mean loss and accuracy over a loader (eval mode), in parts of ``micro.size`` images,
+    halved again when even those run out of memory."""
     model.eval()
+    micro = micro if micro is not None else MicroBatch()
     total, correct, loss_sum = 0, 0, 0.0
     for inputs, labels in loader:
         if len(labels) == 0:
             continue
         inputs, labels = inputs.to(device), labels.to(device)
-        logits = model(inputs).float()
+        while True:
+            try:
+                logits = torch.cat(
+                    [model(inputs[part]).float() for part in micro.parts(len(labels))]
+                )
+                break
+            except RuntimeError as exc:
+                if not is_out_of_memory(exc):
+                    raise
+            micro.halve(len(labels), device)
         loss_sum += loss_fn(logits, labels).item() * len(labels)
         correct += (logits.argmax(1) == labels).sum().item()
         total += len(labels)

@@ -28,12 +28,14 @@ from cnn_desktop.core.training.config import (
     TrainConfig,
     TrainError,
     TrainEvent,
+    TrainRunError,
     class_balance,
     training_provenance,
 )
-from cnn_desktop.core.training.dataset import ScanReport
+from cnn_desktop.core.training.dataset import ScanReport, vanished_message
 from cnn_desktop.core.training.loop import (
     ImageFolderDataset,
+    MicroBatch,
     Throughput,
     evaluate_loss,
     load_checkpoint,
@@ -123,15 +125,19 @@ def train_network(
     val_loss_fn = nn.CrossEntropyLoss().to(device)
     augment = build_augmentation(config.augment or (), spec, config.seed)
     train_loader = make_loader(
-        ImageFolderDataset(split.train, spec, augment),
+        ImageFolderDataset(split.train, spec, augment, root=report.root),
         config.batch_size,
         shuffle=True,
         seed=config.seed,
         sample_weights=balanced_sample_weights(labels) if balance == "sampler" else None,
     )
     val_loader = make_loader(
-        ImageFolderDataset(split.val, spec), config.batch_size, shuffle=False, seed=config.seed
+        ImageFolderDataset(split.val, spec, root=report.root),
+        config.batch_size,
+        shuffle=False,
+        seed=config.seed,
     )
+    micro = MicroBatch()  # parts of a batch the model runs at once, halved on out of memory
     optimizer = _optimizer(model, config)
     steps_per_epoch = max(1, len(train_loader))
     total_steps = steps_per_epoch * config.epochs
@@ -161,8 +167,19 @@ def train_network(
         for epoch in range(state["epoch"] + 1, config.epochs + 1):
             loss_sum = correct = seen = 0.0
             for report_step in train_epoch(
-                model, train_loader, optimizer, scheduler, loss_fn, device, cancel, scaler, rng
+                model,
+                train_loader,
+                optimizer,
+                scheduler,
+                loss_fn,
+                device,
+                cancel,
+                scaler,
+                rng,
+                micro,
             ):
+                for notice in micro.take_notices():
+                    yield TrainEvent("notice", epoch=epoch, epochs=config.epochs, message=notice)
                 loss_sum += report_step.loss * report_step.images
                 correct += report_step.accuracy * report_step.images
                 seen += report_step.images
@@ -182,7 +199,9 @@ def train_network(
                     eta_s=meter.eta(done / todo),
                     fraction=done / todo,
                 )
-            val_loss, val_accuracy = evaluate_loss(model, val_loader, val_loss_fn, device)
+            val_loss, val_accuracy = evaluate_loss(model, val_loader, val_loss_fn, device, micro)
+            for notice in micro.take_notices():
+                yield TrainEvent("notice", epoch=epoch, epochs=config.epochs, message=notice)
             record = {
                 "epoch": epoch,
                 "loss": loss_sum / max(1, seen),
@@ -221,6 +240,10 @@ def train_network(
         if state["best"] is None:
             raise
         cancelled = True
+    except TrainRunError as exc:  # out of memory at batch size 1, the images gone
+        raise TrainRunError(f"{exc}{_kept(resume_file, state)}") from None
+    if not report.root.is_dir():  # deleted after the last epoch: the export cannot be checked
+        raise TrainRunError(vanished_message(report.root, report.root) + _kept(resume_file, state))
     model.load_state_dict(state["best"])
     training = {
         "mode": config.mode,
@@ -233,6 +256,8 @@ def train_network(
         "train_images": len(split.train),
         "val_images": len(split.val),
     }
+    if micro.size is not None:
+        training["images_per_forward_pass"] = micro.size  # after running out of memory
     yield TrainEvent("export", message="Exporting the model to ONNX…", fraction=0.0)
     model = model.cpu().eval()
     proto, spec = export_onnx(model, spec, visualisable_layers(model))
@@ -257,6 +282,17 @@ def train_network(
     )
     if not cancelled:
         resume_file.unlink(missing_ok=True)
+
+
+def _kept(resume_file: Path, state: dict[str, Any]) -> str:
+    """What a failed run kept: its checkpoint, if an epoch ended (the model at the output
+    is untouched, since nothing is saved)."""
+    if not state["epoch"] or not resume_file.exists():
+        return "; no epoch had ended, nothing was saved"
+    return (
+        f"; the run after epoch {state['epoch']} (with its best model) is kept in "
+        f"{resume_file}: fix the cause and train again with --resume to continue it"
+    )
 
 
 def _checkpoint(state, report, config, model, optimizer, scheduler) -> dict[str, Any]:

@@ -27,6 +27,8 @@ class Classifier(Protocol):
         uses_gpu: Whether that is a GPU.
         fixed_batch_size: The only batch size the model runs, when its graph fixes one
             (``predict`` still takes any number of images); None when any size works.
+        notice: Empty, or one sentence the user must see about where the model runs (e.g.
+            CUDA failed and the CPU runs it instead).
     """
 
     spec: ModelSpec
@@ -34,6 +36,7 @@ class Classifier(Protocol):
     device: str
     uses_gpu: bool
     fixed_batch_size: int | None
+    notice: str
 
     def predict(self, batch: np.ndarray) -> np.ndarray:
         """Class probabilities ``[N, classes]`` for a float32 batch ``[N, C, H, W]``."""

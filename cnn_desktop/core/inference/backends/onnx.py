@@ -1,6 +1,10 @@
 """ONNX Runtime backend: CUDA when it is available and a test session on it works, else CPU.
 
-Never imports torch.
+With ``auto``, a CUDA provider that fails where a GPU seems present (its test session fails,
+the model's session cannot be created on it, or ONNX Runtime silently leaves it out) never
+stops the work: the session is made on the CPU and a one-sentence notice says why, for the
+CLI's stderr and the window's notification area. Asking for ``cuda`` makes the same failures
+a :class:`BackendError`. Never imports torch.
 """
 
 from __future__ import annotations
@@ -11,7 +15,12 @@ import numpy as np
 import onnxruntime as ort
 
 from cnn_desktop.core.inference.backends.base import BackendError, softmax
-from cnn_desktop.core.inference.devices import GPU_PROVIDERS, onnx_provider_status
+from cnn_desktop.core.inference.devices import (
+    FELL_BACK,
+    GPU_PROVIDERS,
+    first_line,
+    onnx_provider_status,
+)
 from cnn_desktop.core.models.bundle import ModelBundle
 
 
@@ -28,6 +37,46 @@ def choose_providers(device: str) -> list[str]:
         detail = onnx_provider_status(GPU_PROVIDERS[0]).detail
         raise BackendError(f"CUDA was asked for but ONNX Runtime cannot use it: {detail}")
     return [*working, "CPUExecutionProvider"]
+
+
+def cuda_fallback_notice(reason: str) -> str:
+    """What the user is told when CUDA failed and the CPU runs the model instead."""
+    return f"CUDA (ONNX Runtime's CUDA provider) failed ({reason}); running on the CPU"
+
+
+def create_session(
+    model: str | bytes, options: ort.SessionOptions, device: str = "auto"
+) -> tuple[ort.InferenceSession, str]:
+    """An ONNX Runtime session for ``model`` (a path or serialized bytes) on ``device``.
+
+    Returns:
+        The session and a notice: empty when it runs where it was asked to, else one sentence
+        saying that CUDA failed, why, and that the CPU runs the model instead.
+
+    Raises:
+        BackendError: ``cuda`` was asked for and it does not work.
+        Exception: Whatever ONNX Runtime raises for a graph the CPU cannot load either.
+    """
+    providers = choose_providers(device)
+    notice = ""
+    if device == "auto":
+        status = onnx_provider_status(GPU_PROVIDERS[0])
+        if status.tried and not status.working:  # its test session failed
+            notice = cuda_fallback_notice(status.detail)
+    if providers[0] not in GPU_PROVIDERS:
+        return ort.InferenceSession(model, options, providers=providers), notice
+    try:
+        session = ort.InferenceSession(model, options, providers=providers)
+    except Exception as exc:  # CUDA out of memory, an operator it lacks, a cuDNN mismatch…
+        reason = first_line(exc)
+    else:
+        if session.get_providers()[0] in GPU_PROVIDERS:
+            return session, ""
+        reason = FELL_BACK
+    if device == "cuda":
+        raise BackendError(f"CUDA was asked for but ONNX Runtime cannot use it: {reason}")
+    cpu = ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
+    return cpu, cuda_fallback_notice(reason)
 
 
 def session_options(threads: int = 1) -> ort.SessionOptions:
@@ -72,7 +121,7 @@ class OnnxClassifier:
 
     A graph exported with a fixed batch size (``[1, 3, H, W]``) is only ever run on batches
     of exactly that size: larger batches are split, and the last one is padded with zeros
-    whose rows are dropped.
+    whose rows are dropped. ``notice`` is non-empty when CUDA failed and the CPU runs it.
     """
 
     backend = "onnx"
@@ -80,17 +129,15 @@ class OnnxClassifier:
     def __init__(self, bundle: ModelBundle, device: str = "auto", threads: int = 1) -> None:
         self.bundle = bundle
         self.spec = bundle.spec
-        providers = choose_providers(device)
         try:
-            self.session = ort.InferenceSession(
-                str(bundle.onnx_path), session_options(threads), providers=providers
+            self.session, self.notice = create_session(
+                str(bundle.onnx_path), session_options(threads), device
             )
+        except BackendError:
+            raise
         except Exception as exc:  # ORT raises its own exception types for bad graphs
-            first_line = (
-                str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            )
             raise BackendError(
-                f"ONNX Runtime cannot load {bundle.onnx_path.name}: {first_line}"
+                f"ONNX Runtime cannot load {bundle.onnx_path.name}: {first_line(exc, 10_000)}"
             ) from None
         self.device = self.session.get_providers()[0]
         self.uses_gpu = self.device in GPU_PROVIDERS

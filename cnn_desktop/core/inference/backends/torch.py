@@ -76,6 +76,7 @@ class TorchClassifier:
         self.device = describe_device(self.torch_device)
         self.uses_gpu = self.torch_device.type != "cpu"
         self.fixed_batch_size: int | None = None  # the torch model takes any batch
+        self.notice = ""
 
     def predict(self, batch: np.ndarray) -> np.ndarray:
         """Class probabilities ``[N, classes]`` for a float32 batch ``[N, C, H, W]``."""
