@@ -22,6 +22,7 @@ from cnn_desktop.core.models.torch_random import PrivateRandom
 from cnn_desktop.core.models.zoo import build_model, choose_input, visualisable_layers
 from cnn_desktop.core.tasks import Cancelled, CancelToken
 from cnn_desktop.core.training.augment import build_augmentation
+from cnn_desktop.core.training.calibration import calibrate
 from cnn_desktop.core.training.config import (
     BACKBONE_LR_FACTOR,
     LABEL_SMOOTHING,
@@ -233,6 +234,9 @@ def train_network(
         "train_images": len(split.train),
         "val_images": len(split.val),
     }
+    # Calibrate on the validation logits; the export divides the logits by T before its softmax.
+    calibration = calibrate(*validation_logits(model, val_loader, device))
+    spec = dataclasses.replace(spec, temperature=calibration["temperature"])
     yield TrainEvent("export", message="Exporting the model to ONNX…", fraction=0.0)
     model = model.cpu().eval()
     proto, spec = export_onnx(model, spec, visualisable_layers(model))
@@ -240,7 +244,8 @@ def train_network(
 
     def reference(batch: np.ndarray) -> np.ndarray:
         with torch.no_grad():
-            return model(torch.from_numpy(batch)).float().softmax(-1).numpy()
+            logits = model(torch.from_numpy(batch)).float()
+            return (logits / spec.temperature).softmax(-1).numpy()
 
     yield from finish(
         reference,
@@ -254,9 +259,26 @@ def train_network(
         state["history"],
         cancelled=cancelled,
         training=training,
+        calibration=calibration,
     )
     if not cancelled:
         resume_file.unlink(missing_ok=True)
+
+
+@torch.no_grad()
+def validation_logits(
+    model: nn.Module, loader: torch.utils.data.DataLoader, device: torch.device
+) -> tuple[np.ndarray, np.ndarray]:
+    """The model's raw logits ``[N, classes]`` and the labels ``[N]`` of a loader (eval mode)."""
+    model.eval()
+    logits, labels = [], []
+    for inputs, targets in loader:
+        if len(targets):
+            logits.append(model(inputs.to(device)).float().cpu().numpy())
+            labels.append(targets.numpy())
+    if not logits:
+        return np.zeros((0, 0), np.float32), np.zeros(0, np.int64)
+    return np.concatenate(logits), np.concatenate(labels)
 
 
 def _checkpoint(state, report, config, model, optimizer, scheduler) -> dict[str, Any]:
