@@ -101,10 +101,24 @@ def _report_result(event) -> int:
     evaluation = result.metrics.get("evaluation", {})
     if "accuracy" in evaluation:
         print(f"{result.metrics['evaluation_set']} accuracy: {evaluation['accuracy']:.1%}")
+    if (calibration := result.metrics.get("calibration") or {}).get("images"):
+        print(_calibration_line(calibration))
     print(str(result.bundle.path))
     if not result.export_verified:
         return fail("the ONNX export does not match the PyTorch model", EXIT_FAILED)
     return EXIT_INTERRUPTED if event.kind == "cancelled" else EXIT_OK
+
+
+def _calibration_line(calibration: dict) -> str:
+    """``calibration: temperature 1.42, ECE 0.151 → 0.021`` on validation (and on test)."""
+    line = (
+        f"calibration: temperature {calibration['temperature']:.2f}, ECE "
+        f"{calibration['ece_before']:.3f} → {calibration['ece_after']:.3f} (validation"
+    )
+    test = calibration.get("test") or {}
+    if test.get("images"):
+        line += f"; test {test['ece_before']:.3f} → {test['ece_after']:.3f}"
+    return line + ")"
 
 
 def _show(event, bar, quiet: bool):

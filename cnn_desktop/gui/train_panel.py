@@ -42,7 +42,7 @@ from cnn_desktop.gui import train_outcome as outcome
 from cnn_desktop.gui.runner import TaskHandle, TaskRunner
 from cnn_desktop.gui.state import Settings
 from cnn_desktop.gui.widgets.augment_preview import AugmentationChooser, preview_spec
-from cnn_desktop.gui.widgets.confusion_matrix import TrainResultsView
+from cnn_desktop.gui.widgets.reliability_diagram import ResultsWithCalibration
 from cnn_desktop.gui.widgets.training_curves import TrainingProgress, run_training
 
 MODE_TITLES = {"head": "Head only — fast", "full": "Full fine-tune", "scratch": "From scratch"}
@@ -92,7 +92,7 @@ class TrainPanel(QWidget):
         self.run_view.buttons.addWidget(self.cancel_button)
         self.run_view.set_status("Choose a data folder, then start.")
         right.addWidget(self.run_view)
-        self.results = TrainResultsView(runner, self)
+        self.results = ResultsWithCalibration(runner, self)  # with the reliability diagram
         for name in ("show_image", "message", "error"):
             getattr(self.results, name).connect(getattr(self, name))
         self.results.use_model.connect(self._use_requested)

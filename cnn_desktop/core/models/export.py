@@ -25,6 +25,9 @@ def export_onnx(
 ) -> tuple[onnx.ModelProto, ModelSpec]:
     """Export ``model`` with a softmax on its output and a dynamic batch axis.
 
+    The logits are divided by the spec's calibration ``temperature`` before the softmax (when
+    it is not 1), so the graph's output is the calibrated probabilities.
+
     Args:
         model: The torch classifier (logits out); it is put in eval mode.
         spec: Its spec; ``input_name``/``output_name`` name the graph's tensors.
@@ -40,7 +43,7 @@ def export_onnx(
     model = freeze_adaptive_pooling(freeze_same_padding(model.eval(), dummy), dummy)
     # In eval mode: torch.onnx.export restores the mode the wrapper had, and a new module is in
     # training mode, which would leave the caller's model training (dropout drawing numbers).
-    wrapped = _WithSoftmax(model).eval()
+    wrapped = _WithSoftmax(model, spec.temperature).eval()
     buffer = io.BytesIO()
     with ignoring_warnings(), torch.no_grad():
         torch.onnx.export(
@@ -233,15 +236,19 @@ def _with_softmax_class() -> type:
     from torch import nn
 
     class WithSoftmax(nn.Module):
-        def __init__(self, model: nn.Module) -> None:
+        def __init__(self, model: nn.Module, temperature: float) -> None:
             super().__init__()
             self.model = model
+            self.temperature = float(temperature)
 
         def forward(self, x):  # type: ignore[no-untyped-def]
-            return self.model(x).softmax(dim=-1)
+            logits = self.model(x)
+            if self.temperature != 1.0:
+                logits = logits / self.temperature
+            return logits.softmax(dim=-1)
 
     return WithSoftmax
 
 
-def _WithSoftmax(model: nn.Module) -> nn.Module:
-    return _with_softmax_class()(model)
+def _WithSoftmax(model: nn.Module, temperature: float = 1.0) -> nn.Module:
+    return _with_softmax_class()(model, temperature)

@@ -20,6 +20,7 @@ FORMAT_VERSION = 1
 ONNX_METADATA_KEY = "cnn_desktop.spec"
 INTERPOLATIONS = ("nearest", "bilinear", "bicubic", "lanczos")
 RESIZE_MODES = ("shorter_side_center_crop", "stretch")
+TEMPERATURE_RANGE = (0.05, 20.0)  # calibration temperatures a spec may carry
 
 _NUMBER_LIST = {"type": "array", "items": {"type": "number"}, "minItems": 1, "maxItems": 4}
 
@@ -61,6 +62,11 @@ SPEC_SCHEMA: dict[str, Any] = {
         "output_name": {"type": "string", "minLength": 1},
         "output_is_probability": {"type": "boolean"},
         "bit_depth_policy": {"enum": list(BIT_DEPTH_POLICIES)},
+        "temperature": {
+            "type": "number",
+            "minimum": TEMPERATURE_RANGE[0],
+            "maximum": TEMPERATURE_RANGE[1],
+        },
         "layers": {
             "type": "array",
             "items": {
@@ -113,6 +119,11 @@ class ModelSpec:
             8-bit pixels for this model (``"min-max"``: stretched from the range their pixels
             use; see ``cnn_desktop.core.imaging.pixels``). Specs written before the field
             existed load with the default.
+        temperature: The calibration temperature T fitted on the validation images: the
+            calibrated probabilities are ``softmax(logits / T)``. A cnn-desktop ONNX graph
+            already applies it (its output is calibrated); the PyTorch backend, which runs the
+            raw trained weights, divides their logits by it. Specs written before the field
+            existed load with 1 (no change).
         layers: Layers worth visualising, earliest first.
         provenance: Where the model came from (source, training, software versions).
     """
@@ -131,6 +142,7 @@ class ModelSpec:
     output_name: str = "probabilities"
     output_is_probability: bool = True
     bit_depth_policy: str = BIT_DEPTH_POLICY
+    temperature: float = 1.0
     layers: tuple[LayerRef, ...] = ()
     provenance: dict[str, Any] = field(default_factory=dict)
     format_version: int = FORMAT_VERSION
@@ -189,6 +201,9 @@ class ModelSpec:
             LayerRef(name=layer["name"], onnx_output=layer.get("onnx_output", ""))
             for layer in data.get("layers", [])
         )
+        kwargs["temperature"] = float(data.get("temperature", 1.0))
+        if not math.isfinite(kwargs["temperature"]):  # NaN passes the schema's range checks
+            raise SpecError("model spec 'temperature' is not a finite number")
         return cls(**kwargs)
 
     @classmethod

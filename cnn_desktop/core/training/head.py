@@ -20,6 +20,7 @@ from safetensors.numpy import load_file
 from cnn_desktop.core.models.bundle import ModelBundle
 from cnn_desktop.core.models.pretrained import cache_dir, default_model_bundle, writable_folder
 from cnn_desktop.core.tasks import Cancelled, CancelToken
+from cnn_desktop.core.training.calibration import calibrate
 from cnn_desktop.core.training.config import (
     LABEL_SMOOTHING,
     TrainConfig,
@@ -248,18 +249,25 @@ def train_head(
         raise Cancelled("cancelled before the first epoch finished")
     if not root.is_dir():  # deleted while the head trained: the export cannot be checked
         raise TrainRunError(vanished_message(root, root) + EMBEDDINGS_KEPT)
+    # Calibrate on the validation embeddings; the exported graph's head is scaled by 1/T (its
+    # output is calibrated), the saved weights stay raw and the spec carries T.
+    calibration = calibrate(best.logits(x_val), y_val)
+    calibrated = best.scaled(1.0 / calibration["temperature"])
     spec = dataclasses.replace(
         bundle.spec,
         name=out.stem,
         class_names=report.classes,
         provenance=training_provenance(report, config),
+        temperature=calibration["temperature"],
     )
-    proto = graph_with_new_head(bundle, best.weight, best.bias)
+    proto = graph_with_new_head(bundle, calibrated.weight, calibrated.bias)
     evaluation = None
     if len(y_val) and not split.test:
         # The validation images' embeddings are at hand: score the best head on them (the
         # export check below verifies that the saved ONNX model gives the same outputs).
-        evaluation = head_evaluation(best.probabilities(x_val), y_val, val_paths, report.classes)
+        evaluation = head_evaluation(
+            calibrated.probabilities(x_val), y_val, val_paths, report.classes
+        )
     training = {
         "mode": "head",
         "best_val_accuracy": best_accuracy,
@@ -269,7 +277,7 @@ def train_head(
         "val_images": len(y_val),
     }
     yield from finish(
-        lambda batch: best.probabilities(embedder(batch)),
+        lambda batch: calibrated.probabilities(embedder(batch)),
         spec,
         proto,
         head_weights(bundle, best),
@@ -281,5 +289,6 @@ def train_head(
         cancelled=cancelled,
         training=training,
         evaluation=evaluation,
-        checked_against="the trained head on the backbone's embeddings",
+        calibration=calibration,
+        checked_against="the calibrated head on the backbone's embeddings",
     )

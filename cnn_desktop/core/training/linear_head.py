@@ -45,6 +45,12 @@ class LinearHead:
         """Class probabilities ``[N, classes]`` for embeddings ``[N, features]``."""
         return softmax_rows(self.logits(x))
 
+    def scaled(self, factor: float) -> LinearHead:
+        """The head with its logits multiplied by ``factor`` (``1/T`` calibrates it)."""
+        return LinearHead(
+            (self.weight * factor).astype(np.float32), (self.bias * factor).astype(np.float32)
+        )
+
     def copy(self) -> LinearHead:
         return LinearHead(self.weight.copy(), self.bias.copy())
 

@@ -290,20 +290,43 @@ def evaluate_loss(
         if len(labels) == 0:
             continue
         inputs, labels = inputs.to(device), labels.to(device)
-        while True:
-            try:
-                logits = torch.cat(
-                    [model(inputs[part]).float() for part in micro.parts(len(labels))]
-                )
-                break
-            except RuntimeError as exc:
-                if not is_out_of_memory(exc):
-                    raise
-            micro.halve(len(labels), device)
+        logits = _logits_in_parts(model, inputs, micro, device)
         loss_sum += loss_fn(logits, labels).item() * len(labels)
         correct += (logits.argmax(1) == labels).sum().item()
         total += len(labels)
     return (loss_sum / total, correct / total) if total else (float("nan"), float("nan"))
+
+
+@torch.no_grad()
+def validation_logits(
+    model: nn.Module, loader: DataLoader, device: torch.device, micro: MicroBatch | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """The model's raw logits ``[N, classes]`` and the labels ``[N]`` of a loader (eval mode),
+    in parts of ``micro.size`` images like :func:`evaluate_loss`."""
+    model.eval()
+    micro = micro if micro is not None else MicroBatch()
+    logits, labels = [], []
+    for inputs, targets in loader:
+        if len(targets):
+            part_logits = _logits_in_parts(model, inputs.to(device), micro, device)
+            logits.append(part_logits.cpu().numpy())
+            labels.append(targets.numpy())
+    if not logits:
+        return np.zeros((0, 0), np.float32), np.zeros(0, np.int64)
+    return np.concatenate(logits), np.concatenate(labels)
+
+
+def _logits_in_parts(
+    model: nn.Module, inputs: torch.Tensor, micro: MicroBatch, device: torch.device
+) -> torch.Tensor:
+    """``model(inputs)`` as float, run ``micro.size`` images at a time, halving on out of memory."""
+    while True:
+        try:
+            return torch.cat([model(inputs[part]).float() for part in micro.parts(len(inputs))])
+        except RuntimeError as exc:
+            if not is_out_of_memory(exc):
+                raise
+        micro.halve(len(inputs), device)
 
 
 def state_copy(model: nn.Module) -> dict[str, torch.Tensor]:

@@ -22,6 +22,7 @@ from cnn_desktop.core.models.torch_random import PrivateRandom
 from cnn_desktop.core.models.zoo import build_model, choose_input, visualisable_layers
 from cnn_desktop.core.tasks import Cancelled, CancelToken
 from cnn_desktop.core.training.augment import build_augmentation
+from cnn_desktop.core.training.calibration import calibrate
 from cnn_desktop.core.training.config import (
     BACKBONE_LR_FACTOR,
     LABEL_SMOOTHING,
@@ -43,6 +44,7 @@ from cnn_desktop.core.training.loop import (
     save_checkpoint,
     state_copy,
     train_epoch,
+    validation_logits,
     warmup_cosine,
 )
 from cnn_desktop.core.training.output import finish
@@ -258,6 +260,9 @@ def train_network(
     }
     if micro.size is not None:
         training["images_per_forward_pass"] = micro.size  # after running out of memory
+    # Calibrate on the validation logits; the export divides the logits by T before its softmax.
+    calibration = calibrate(*validation_logits(model, val_loader, device, micro))
+    spec = dataclasses.replace(spec, temperature=calibration["temperature"])
     yield TrainEvent("export", message="Exporting the model to ONNX…", fraction=0.0)
     model = model.cpu().eval()
     proto, spec = export_onnx(model, spec, visualisable_layers(model))
@@ -265,7 +270,8 @@ def train_network(
 
     def reference(batch: np.ndarray) -> np.ndarray:
         with torch.no_grad():
-            return model(torch.from_numpy(batch)).float().softmax(-1).numpy()
+            logits = model(torch.from_numpy(batch)).float()
+            return (logits / spec.temperature).softmax(-1).numpy()
 
     yield from finish(
         reference,
@@ -279,6 +285,7 @@ def train_network(
         state["history"],
         cancelled=cancelled,
         training=training,
+        calibration=calibration,
     )
     if not cancelled:
         resume_file.unlink(missing_ok=True)

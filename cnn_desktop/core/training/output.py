@@ -24,6 +24,7 @@ from cnn_desktop.core.imaging.preprocess import load_and_preprocess
 from cnn_desktop.core.inference.backends.onnx import OnnxClassifier
 from cnn_desktop.core.models.bundle import ModelBundle, load_bundle, save_bundle
 from cnn_desktop.core.models.spec import ModelSpec
+from cnn_desktop.core.training.calibration import calibration_summary, logits_from_probabilities
 from cnn_desktop.core.training.config import TrainConfig, TrainEvent, TrainResult
 from cnn_desktop.core.training.dataset import ScanReport
 from cnn_desktop.core.training.evaluate import Evaluation, evaluate_items
@@ -93,6 +94,29 @@ def export_check(
     }
 
 
+def held_out_calibration(
+    classifier: OnnxClassifier, items: Sequence[tuple[Path, int]], temperature: float
+) -> dict[str, Any]:
+    """ECE and reliability bins on held-out images, of the saved (calibrated) graph's output
+    and of the uncalibrated output it implies (``T · log p`` as logits)."""
+    probabilities, labels = [], []
+    for start in range(0, len(items), 32):
+        tensors, batch_labels = [], []
+        for path, label in items[start : start + 32]:
+            try:
+                tensors.append(load_and_preprocess(path, classifier.spec))
+            except ImageLoadError:
+                continue
+            batch_labels.append(label)
+        if tensors:
+            probabilities.append(classifier.predict(np.stack(tensors)))
+            labels += batch_labels
+    if not probabilities:
+        return calibration_summary(np.zeros((0, classifier.spec.num_classes)), [], temperature)
+    logits = logits_from_probabilities(np.concatenate(probabilities), temperature)
+    return calibration_summary(logits, np.asarray(labels), temperature)
+
+
 def _write_json_atomically(path: Path, content: Any) -> None:
     with atomic_write(path, "w", encoding="utf-8") as out:
         json.dump(content, out, indent=2, ensure_ascii=False)
@@ -112,6 +136,7 @@ def finish(
     cancelled: bool,
     training: dict[str, Any],
     evaluation: Evaluation | None = None,
+    calibration: dict[str, Any] | None = None,
     checked_against: str = "PyTorch",
 ) -> Iterator[TrainEvent]:
     """Save the bundle (``proto`` and ``weights``), verify the graph against ``reference`` and
@@ -121,8 +146,14 @@ def finish(
     ``out`` is the bundle path asked for. When nothing is there the model is saved there;
     otherwise it is saved and checked aside first, and replaces ``out`` only if the run was
     not cancelled and the check passed (else it keeps a name of its own beside ``out``).
+
+    ``calibration`` is the temperature block fitted on the validation split (``reference``
+    and the graph are both calibrated by it); with a test split, its ``test`` summary is
+    measured here on the saved graph.
     """
     metrics: dict[str, Any] = {"training": training}
+    if calibration is not None:
+        metrics["calibration"] = dict(calibration)
 
     def save(path: Path) -> ModelBundle:
         extra = {"history.json": history, "metrics.json": metrics}
@@ -140,6 +171,10 @@ def finish(
         if found is not None:
             metrics["evaluation"] = found.to_dict()
             metrics["evaluation_set"] = "test" if split.test else "validation"
+        if calibration is not None and split.test:
+            metrics["calibration"]["test"] = held_out_calibration(
+                classifier, split.test, calibration["temperature"]
+            )
 
     check_message = f"Checking the ONNX export against {checked_against}…"
     kept_because, replaced = "", False

@@ -79,7 +79,12 @@ class TorchClassifier:
         self.notice = ""
 
     def predict(self, batch: np.ndarray) -> np.ndarray:
-        """Class probabilities ``[N, classes]`` for a float32 batch ``[N, C, H, W]``."""
+        """Calibrated class probabilities ``[N, classes]`` for a float32 batch ``[N, C, H, W]``:
+        the weights are the raw trained ones, so the logits are divided by the spec's
+        temperature here (the ONNX graph does it inside)."""
         with torch.inference_mode():
             inputs = torch.from_numpy(np.ascontiguousarray(batch, np.float32)).to(self.torch_device)
-            return self.model(inputs).float().softmax(dim=-1).cpu().numpy()
+            logits = self.model(inputs).float()
+            if self.spec.temperature != 1.0:
+                logits = logits / self.spec.temperature
+            return logits.softmax(dim=-1).cpu().numpy()
