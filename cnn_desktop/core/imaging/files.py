@@ -12,6 +12,7 @@ import hashlib
 import os
 import secrets
 import shutil
+import stat
 import sys
 import tempfile
 import time
@@ -34,6 +35,60 @@ def file_digest(path: str | os.PathLike[str]) -> bytes:
         while block := handle.read(_BLOCK):
             digest.update(block)
     return digest.digest()
+
+
+class NotARegularFileError(OSError):
+    """A path that should be a file is a FIFO, a device, a socket or a folder."""
+
+
+_FILE_KINDS = (
+    (stat.S_ISDIR, "a folder"),
+    (stat.S_ISFIFO, "a FIFO"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+    (stat.S_ISSOCK, "a socket"),
+)
+
+
+def _check_regular(mode: int, path: str | os.PathLike[str]) -> None:
+    if not stat.S_ISREG(mode):
+        kind = next((name for test, name in _FILE_KINDS if test(mode)), "not a file")
+        raise NotARegularFileError(errno.EINVAL, f"not a regular file ({kind})", str(path))
+
+
+def open_regular_file(path: str | os.PathLike[str]) -> IO[bytes]:
+    """Open a regular file for reading (symbolic links followed); never a FIFO or a device,
+    so the call cannot block on a pipe nor read from ``/dev/zero`` for ever.
+
+    Raises:
+        NotARegularFileError: ``path`` is a FIFO, a device, a socket or a folder (checked
+            before opening, and again on what was opened).
+        OSError: ``path`` cannot be opened.
+    """
+    _check_regular(os.stat(path).st_mode, path)  # a device is not even opened
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0)
+    descriptor = os.open(path, flags)  # O_NONBLOCK: a FIFO swapped in meanwhile cannot block
+    try:
+        _check_regular(os.fstat(descriptor).st_mode, path)
+        return os.fdopen(descriptor, "rb")
+    except BaseException:
+        os.close(descriptor)
+        raise
+
+
+def read_regular_file(path: str | os.PathLike[str], max_bytes: int) -> bytes:
+    """The bytes of a regular file of at most ``max_bytes`` (see :func:`open_regular_file`).
+
+    Raises:
+        NotARegularFileError: ``path`` is not a regular file.
+        OSError: It cannot be read, or it is larger than ``max_bytes`` (``EFBIG``).
+    """
+    with open_regular_file(path) as handle:
+        size = os.fstat(handle.fileno()).st_size
+        data = handle.read(max_bytes + 1) if size <= max_bytes else b""
+        if size > max_bytes or len(data) > max_bytes:
+            raise OSError(errno.EFBIG, f"larger than {max_bytes:,} bytes", str(path))
+        return data
 
 
 @contextmanager
