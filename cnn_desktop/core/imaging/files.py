@@ -219,10 +219,13 @@ def replace_folder(staging: Path, target: Path) -> None:
     Raises:
         OSError: The folder could not be swapped in; ``target`` is as it was.
     """
+    sync_folder(staging)  # its entries reach the disk before the name points at it
     if not os.path.lexists(target):
         os.rename(staging, target)
+        sync_folder(target.parent)
         return
     if exchange_folders(staging, target):
+        sync_folder(target.parent)
         shutil.rmtree(staging, ignore_errors=True)  # it now holds the old folder
         return
     backup = target.parent / f".{target.name}.{PREVIOUS_TAG}-{secrets.token_hex(4)}"
@@ -232,7 +235,23 @@ def replace_folder(staging: Path, target: Path) -> None:
     except OSError:
         os.rename(backup, target)
         raise
+    sync_folder(target.parent)
     shutil.rmtree(backup, ignore_errors=True)
+
+
+def sync_folder(folder: Path) -> None:
+    """Flush a folder's entries (new names, renames) to the disk, where the system can (a
+    power cut after a save then finds the new bundle, not an empty name)."""
+    try:
+        descriptor = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(descriptor)
+    except OSError:
+        pass  # Windows and some file systems cannot sync a folder
+    finally:
+        os.close(descriptor)
 
 
 def read_unchanging_folder(

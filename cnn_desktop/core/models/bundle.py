@@ -52,6 +52,7 @@ from cnn_desktop.core.models.spec import (
 BUNDLE_SUFFIX = ".cnnmodel"
 ONNX_FILE = "model.onnx"
 SPEC_FILE = "model.json"
+_NO_SPACE = {errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)}
 WEIGHTS_FILE = "weights.safetensors"
 
 
@@ -124,21 +125,61 @@ def save_bundle(
     Raises:
         BundleError: The model could not be written; any previous bundle is left intact.
     """
+    target = _bundle_target(path)
+    proto = onnx.load_from_string(onnx_model) if isinstance(onnx_model, bytes) else onnx_model
+    embed_spec(proto, spec)
+    existed = False
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with folder_lock(target.parent):
+            tidy_interrupted_replace(target)
+            existed = os.path.lexists(target)
+            _write_and_swap(target, spec, proto, weights, extra_json)
+    except OSError as exc:
+        raise BundleError(save_failure_message(target, exc, target if existed else None)) from exc
+    return load_bundle(target)
+
+
+def place_bundle(folder: str | os.PathLike[str], path: str | os.PathLike[str]) -> ModelBundle:
+    """Move a complete bundle folder (written by :func:`save_bundle`, then checked) to
+    ``path``, atomically replacing any bundle there, under the lock :func:`save_bundle` takes:
+    a checked model is put in place without being written a second time.
+
+    ``folder`` must be on the file system of ``path`` (a working folder beside it); after the
+    call it is gone.
+
+    Raises:
+        BundleError: It could not be moved; any previous bundle at ``path`` is left intact.
+    """
+    target = _bundle_target(path)
+    existed = False
+    try:
+        with folder_lock(target.parent):
+            tidy_interrupted_replace(target)
+            existed = os.path.lexists(target)
+            replace_folder(Path(folder), target)
+    except OSError as exc:
+        raise BundleError(save_failure_message(target, exc, target if existed else None)) from exc
+    return load_bundle(target)
+
+
+def save_failure_message(target: Path, error: BaseException, previous: Path | None) -> str:
+    """One line for a save of ``target`` that failed with ``error`` (``no space left on
+    device while saving …``), naming the ``previous`` model it left unchanged, if any."""
+    kept = f"the previous model at {previous} is unchanged" if previous else "nothing was saved"
+    if isinstance(error, OSError) and error.errno in _NO_SPACE:
+        return f"no space left on device while saving {target.name}; {kept}"
+    reason = error.strerror if isinstance(error, OSError) and error.strerror else error
+    return f"could not save model to {target}: {reason}; {kept}"
+
+
+def _bundle_target(path: str | os.PathLike[str]) -> Path:
     target = Path(path)
     if target.suffix != BUNDLE_SUFFIX:
         target = target.with_name(target.name + BUNDLE_SUFFIX)
     if target.exists() and not target.is_dir():
         raise BundleError(f"{target} exists and is not a model bundle folder")
-    proto = onnx.load_from_string(onnx_model) if isinstance(onnx_model, bytes) else onnx_model
-    embed_spec(proto, spec)
-    try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        with folder_lock(target.parent):
-            tidy_interrupted_replace(target)
-            _write_and_swap(target, spec, proto, weights, extra_json)
-    except OSError as exc:
-        raise BundleError(f"could not save model to {target}: {exc}") from exc
-    return load_bundle(target)
+    return target
 
 
 def _write_and_swap(
