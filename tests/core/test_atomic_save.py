@@ -15,7 +15,7 @@ import pytest
 
 from cnn_desktop.core.imaging import files
 from cnn_desktop.core.models import bundle as bundle_module
-from cnn_desktop.core.models.bundle import BundleError, load_bundle
+from cnn_desktop.core.models.bundle import BundleError, load_bundle, place_bundle
 from tests.core import test_spec_bundle
 from tests.core.test_spec_bundle import _leftovers, _save_tiny
 
@@ -99,7 +99,7 @@ def test_a_failed_save_after_a_killed_saver_keeps_the_recovered_bundle(
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(bundle_module, "_write_file", no_space)
-    with pytest.raises(BundleError, match="No space left"):
+    with pytest.raises(BundleError, match=r"^no space left on device while saving"):
         _save_tiny(tiny_export, tmp_path / "model", name="never")
     assert load_bundle(target).name == "old"
     assert _leftovers(tmp_path) == []
@@ -206,3 +206,19 @@ def test_saving_never_changes_the_umask_and_files_get_normal_permissions(
     assert saved.path.stat().st_mode & 0o777 == 0o777 & ~umask
     for child in saved.path.iterdir():
         assert child.stat().st_mode & 0o777 == 0o666 & ~umask, child.name
+
+
+def test_a_checked_bundle_folder_is_moved_into_place_not_written_again(
+    tmp_path: Path, tiny_export
+) -> None:
+    target = _save_tiny(tiny_export, tmp_path / "model", name="old").path
+    working = tmp_path / ".model.cnnmodel.checking-test"
+    checked = _save_tiny(tiny_export, working / "model", name="new").path
+    files_of_the_check = {p.name: p.stat().st_ino for p in checked.iterdir()}
+
+    placed = place_bundle(checked, tmp_path / "model")
+
+    assert placed.path == target and placed.name == "new"
+    assert {p.name: p.stat().st_ino for p in target.iterdir()} == files_of_the_check
+    assert list(working.iterdir()) == []  # the old bundle, swapped out, is gone too
+    assert _leftovers(tmp_path) == []

@@ -12,6 +12,7 @@ import hashlib
 import os
 import secrets
 import shutil
+import stat
 import sys
 import tempfile
 import time
@@ -34,6 +35,60 @@ def file_digest(path: str | os.PathLike[str]) -> bytes:
         while block := handle.read(_BLOCK):
             digest.update(block)
     return digest.digest()
+
+
+class NotARegularFileError(OSError):
+    """A path that should be a file is a FIFO, a device, a socket or a folder."""
+
+
+_FILE_KINDS = (
+    (stat.S_ISDIR, "a folder"),
+    (stat.S_ISFIFO, "a FIFO"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+    (stat.S_ISSOCK, "a socket"),
+)
+
+
+def _check_regular(mode: int, path: str | os.PathLike[str]) -> None:
+    if not stat.S_ISREG(mode):
+        kind = next((name for test, name in _FILE_KINDS if test(mode)), "not a file")
+        raise NotARegularFileError(errno.EINVAL, f"not a regular file ({kind})", str(path))
+
+
+def open_regular_file(path: str | os.PathLike[str]) -> IO[bytes]:
+    """Open a regular file for reading (symbolic links followed); never a FIFO or a device,
+    so the call cannot block on a pipe nor read from ``/dev/zero`` for ever.
+
+    Raises:
+        NotARegularFileError: ``path`` is a FIFO, a device, a socket or a folder (checked
+            before opening, and again on what was opened).
+        OSError: ``path`` cannot be opened.
+    """
+    _check_regular(os.stat(path).st_mode, path)  # a device is not even opened
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0)
+    descriptor = os.open(path, flags)  # O_NONBLOCK: a FIFO swapped in meanwhile cannot block
+    try:
+        _check_regular(os.fstat(descriptor).st_mode, path)
+        return os.fdopen(descriptor, "rb")
+    except BaseException:
+        os.close(descriptor)
+        raise
+
+
+def read_regular_file(path: str | os.PathLike[str], max_bytes: int) -> bytes:
+    """The bytes of a regular file of at most ``max_bytes`` (see :func:`open_regular_file`).
+
+    Raises:
+        NotARegularFileError: ``path`` is not a regular file.
+        OSError: It cannot be read, or it is larger than ``max_bytes`` (``EFBIG``).
+    """
+    with open_regular_file(path) as handle:
+        size = os.fstat(handle.fileno()).st_size
+        data = handle.read(max_bytes + 1) if size <= max_bytes else b""
+        if size > max_bytes or len(data) > max_bytes:
+            raise OSError(errno.EFBIG, f"larger than {max_bytes:,} bytes", str(path))
+        return data
 
 
 @contextmanager
@@ -164,10 +219,13 @@ def replace_folder(staging: Path, target: Path) -> None:
     Raises:
         OSError: The folder could not be swapped in; ``target`` is as it was.
     """
+    sync_folder(staging)  # its entries reach the disk before the name points at it
     if not os.path.lexists(target):
         os.rename(staging, target)
+        sync_folder(target.parent)
         return
     if exchange_folders(staging, target):
+        sync_folder(target.parent)
         shutil.rmtree(staging, ignore_errors=True)  # it now holds the old folder
         return
     backup = target.parent / f".{target.name}.{PREVIOUS_TAG}-{secrets.token_hex(4)}"
@@ -177,7 +235,23 @@ def replace_folder(staging: Path, target: Path) -> None:
     except OSError:
         os.rename(backup, target)
         raise
+    sync_folder(target.parent)
     shutil.rmtree(backup, ignore_errors=True)
+
+
+def sync_folder(folder: Path) -> None:
+    """Flush a folder's entries (new names, renames) to the disk, where the system can (a
+    power cut after a save then finds the new bundle, not an empty name)."""
+    try:
+        descriptor = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(descriptor)
+    except OSError:
+        pass  # Windows and some file systems cannot sync a folder
+    finally:
+        os.close(descriptor)
 
 
 def read_unchanging_folder(

@@ -11,6 +11,7 @@ safetensors, so a model file cannot run code.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import shutil
@@ -24,24 +25,35 @@ import onnx
 
 from cnn_desktop.core.imaging.files import (
     SAVING_TAG,
+    NotARegularFileError,
     folder_lock,
     new_sibling_folder,
+    open_regular_file,
+    read_regular_file,
     read_unchanging_folder,
     recover_interrupted_replace,
     replace_folder,
     tidy_interrupted_replace,
 )
-from cnn_desktop.core.models.spec import ONNX_METADATA_KEY, ModelSpec, SpecError
+from cnn_desktop.core.models.onnx_checks import (
+    BundleError,
+    check_graph,
+    load_onnx_proto,
+    static_dims,
+)
+from cnn_desktop.core.models.spec import (
+    MAX_CLASSES,
+    MAX_SPEC_BYTES,
+    ONNX_METADATA_KEY,
+    ModelSpec,
+    SpecError,
+)
 
 BUNDLE_SUFFIX = ".cnnmodel"
 ONNX_FILE = "model.onnx"
 SPEC_FILE = "model.json"
+_NO_SPACE = {errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)}
 WEIGHTS_FILE = "weights.safetensors"
-MAX_ONNX_BYTES = 2 * 1024**3
-
-
-class BundleError(ValueError):
-    """A model bundle or ONNX file cannot be used; the message says why."""
 
 
 @dataclass(frozen=True)
@@ -76,8 +88,8 @@ class ModelBundle:
         if not candidate.is_file():
             return None
         try:
-            return json.loads(candidate.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as exc:
+            return json.loads(read_regular_file(candidate, MAX_SPEC_BYTES).decode("utf-8"))
+        except (OSError, ValueError, RecursionError) as exc:
             raise BundleError(
                 f"{candidate.name} in {self.path.name} is unreadable: {exc}"
             ) from None
@@ -113,21 +125,61 @@ def save_bundle(
     Raises:
         BundleError: The model could not be written; any previous bundle is left intact.
     """
+    target = _bundle_target(path)
+    proto = onnx.load_from_string(onnx_model) if isinstance(onnx_model, bytes) else onnx_model
+    embed_spec(proto, spec)
+    existed = False
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with folder_lock(target.parent):
+            tidy_interrupted_replace(target)
+            existed = os.path.lexists(target)
+            _write_and_swap(target, spec, proto, weights, extra_json)
+    except OSError as exc:
+        raise BundleError(save_failure_message(target, exc, target if existed else None)) from exc
+    return load_bundle(target)
+
+
+def place_bundle(folder: str | os.PathLike[str], path: str | os.PathLike[str]) -> ModelBundle:
+    """Move a complete bundle folder (written by :func:`save_bundle`, then checked) to
+    ``path``, atomically replacing any bundle there, under the lock :func:`save_bundle` takes:
+    a checked model is put in place without being written a second time.
+
+    ``folder`` must be on the file system of ``path`` (a working folder beside it); after the
+    call it is gone.
+
+    Raises:
+        BundleError: It could not be moved; any previous bundle at ``path`` is left intact.
+    """
+    target = _bundle_target(path)
+    existed = False
+    try:
+        with folder_lock(target.parent):
+            tidy_interrupted_replace(target)
+            existed = os.path.lexists(target)
+            replace_folder(Path(folder), target)
+    except OSError as exc:
+        raise BundleError(save_failure_message(target, exc, target if existed else None)) from exc
+    return load_bundle(target)
+
+
+def save_failure_message(target: Path, error: BaseException, previous: Path | None) -> str:
+    """One line for a save of ``target`` that failed with ``error`` (``no space left on
+    device while saving …``), naming the ``previous`` model it left unchanged, if any."""
+    kept = f"the previous model at {previous} is unchanged" if previous else "nothing was saved"
+    if isinstance(error, OSError) and error.errno in _NO_SPACE:
+        return f"no space left on device while saving {target.name}; {kept}"
+    reason = error.strerror if isinstance(error, OSError) and error.strerror else error
+    return f"could not save model to {target}: {reason}; {kept}"
+
+
+def _bundle_target(path: str | os.PathLike[str]) -> Path:
     target = Path(path)
     if target.suffix != BUNDLE_SUFFIX:
         target = target.with_name(target.name + BUNDLE_SUFFIX)
     if target.exists() and not target.is_dir():
         raise BundleError(f"{target} exists and is not a model bundle folder")
-    proto = onnx.load_from_string(onnx_model) if isinstance(onnx_model, bytes) else onnx_model
-    embed_spec(proto, spec)
-    try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        with folder_lock(target.parent):
-            tidy_interrupted_replace(target)
-            _write_and_swap(target, spec, proto, weights, extra_json)
-    except OSError as exc:
-        raise BundleError(f"could not save model to {target}: {exc}") from exc
-    return load_bundle(target)
+    return target
 
 
 def _write_and_swap(
@@ -184,7 +236,7 @@ def load_bundle(path: str | os.PathLike[str]) -> ModelBundle:
     if not source.exists():
         recovered = recover_interrupted_replace(source)
         if recovered is None:
-            raise BundleError(f"model not found: {source}")
+            raise BundleError(_why_missing(source))
         source = recovered
     if source.is_dir():
         # Again if a save swaps another bundle in meanwhile: never the files of two saves.
@@ -193,74 +245,55 @@ def load_bundle(path: str | os.PathLike[str]) -> ModelBundle:
         raise BundleError(
             f"{source.name} is not a model: open a {BUNDLE_SUFFIX} folder or an .onnx file"
         )
-    proto = _load_onnx_proto(source)
+    proto = load_onnx_proto(source)
     spec = _spec_from_metadata(proto) or infer_spec(proto, source.stem)
-    batch_size = _check_graph(proto, spec, source)
+    batch_size = check_graph(proto, spec, source)
     return ModelBundle(
         path=source, spec=spec, onnx_path=source, weights_path=None, batch_size=batch_size
     )
+
+
+def _why_missing(source: Path) -> str:
+    """The message for a path that does not lead to anything."""
+    if not source.is_symlink():
+        return f"model not found: {source}"
+    try:
+        source.stat()
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            return f"{source} is a loop of symbolic links, not a model"
+    return f"{source} is a symbolic link to {os.readlink(source)}, which does not exist"
 
 
 def _load_folder(folder: Path) -> ModelBundle:
     onnx_path = folder / ONNX_FILE
     spec_path = folder / SPEC_FILE
     for required in (onnx_path, spec_path):
-        if not required.is_file():
+        if not os.path.lexists(required) or (required.is_symlink() and not required.exists()):
             raise BundleError(
                 f"{folder.name} is not a complete model bundle: {required.name} is missing"
             )
     try:
-        spec = ModelSpec.from_json(spec_path.read_bytes())
+        spec = ModelSpec.from_json(read_regular_file(spec_path, MAX_SPEC_BYTES))
     except SpecError as exc:
         raise BundleError(f"{folder.name}/{SPEC_FILE}: {exc}") from None
+    except NotARegularFileError as exc:
+        raise BundleError(f"{folder.name}/{SPEC_FILE} is {exc.strerror}") from None
     except OSError as exc:
-        raise BundleError(f"{folder.name}/{SPEC_FILE} is unreadable: {exc}") from None
-    proto = _load_onnx_proto(onnx_path)
-    batch_size = _check_graph(proto, spec, onnx_path)
+        raise BundleError(f"{folder.name}/{SPEC_FILE} is unreadable: {exc.strerror}") from None
+    proto = load_onnx_proto(onnx_path)
+    batch_size = check_graph(proto, spec, onnx_path)
     weights_path = folder / WEIGHTS_FILE
-    if weights_path.exists():
+    has_weights = os.path.lexists(weights_path)
+    if has_weights:
         _check_safetensors(weights_path)
     return ModelBundle(
         path=folder,
         spec=spec,
         onnx_path=onnx_path,
-        weights_path=weights_path if weights_path.exists() else None,
+        weights_path=weights_path if has_weights else None,
         batch_size=batch_size,
     )
-
-
-def _load_onnx_proto(path: Path) -> onnx.ModelProto:
-    try:
-        size = path.stat().st_size
-    except OSError as exc:
-        raise BundleError(f"{path.name} is unreadable: {exc}") from None
-    if size == 0:
-        raise BundleError(f"{path.name} is empty")
-    if size > MAX_ONNX_BYTES:
-        raise BundleError(f"{path.name} is {size / 1e9:.1f} GB, larger than cnn-desktop opens")
-    try:
-        proto = onnx.load(str(path), load_external_data=False)
-    except Exception as exc:  # protobuf raises several unrelated types for garbage
-        raise BundleError(f"{path.name} is not a valid ONNX model ({type(exc).__name__})") from None
-    if not proto.graph.node:
-        raise BundleError(f"{path.name} is not a valid ONNX model (empty graph)")
-    _check_external_data(proto, path.parent)
-    return proto
-
-
-def _check_external_data(proto: onnx.ModelProto, base: Path) -> None:
-    root = base.resolve()
-    for tensor in proto.graph.initializer:
-        if tensor.data_location != onnx.TensorProto.EXTERNAL:
-            continue
-        location = next((e.value for e in tensor.external_data if e.key == "location"), "")
-        resolved = (root / location).resolve()
-        if not location or os.path.isabs(location) or not resolved.is_relative_to(root):
-            raise BundleError(
-                f"ONNX weights point outside the model folder ('{location}'); refusing to load"
-            )
-        if not resolved.is_file():
-            raise BundleError(f"ONNX external weights file '{location}' is missing")
 
 
 def _spec_from_metadata(proto: onnx.ModelProto) -> ModelSpec | None:
@@ -271,30 +304,6 @@ def _spec_from_metadata(proto: onnx.ModelProto) -> ModelSpec | None:
             except SpecError as exc:
                 raise BundleError(f"the spec inside the ONNX metadata: {exc}") from None
     return None
-
-
-def _static_dims(value_info: onnx.ValueInfoProto) -> list[int | None]:
-    """Each dimension's size, None where it is symbolic or unknown (0 counts as unknown)."""
-    dims = value_info.type.tensor_type.shape.dim
-    return [d.dim_value if d.HasField("dim_value") and d.dim_value > 0 else None for d in dims]
-
-
-def _fixed_batch(in_dims: list[int | None], out_dims: list[int | None], path: Path) -> int | None:
-    """The graph's fixed batch size, None when dynamic.
-
-    An output declared with a fixed batch under a dynamic input (a sloppy export) is taken
-    at its word: batches of that size are always safe.
-
-    Raises:
-        BundleError: Input and output declare different fixed batch sizes.
-    """
-    batch_in = in_dims[0] if in_dims else None
-    batch_out = out_dims[0] if out_dims else None
-    if batch_in is not None and batch_out is not None and batch_in != batch_out:
-        raise BundleError(
-            f"{path.name} takes batches of {batch_in} images but returns {batch_out} rows"
-        )
-    return batch_in if batch_in is not None else batch_out
 
 
 def infer_spec(proto: onnx.ModelProto, name: str) -> ModelSpec:
@@ -310,8 +319,8 @@ def infer_spec(proto: onnx.ModelProto, name: str) -> ModelSpec:
     inputs = [i for i in proto.graph.input if i.name not in initializers]
     if len(inputs) != 1 or len(proto.graph.output) < 1:
         raise BundleError("this ONNX model is not an image classifier (needs one image input)")
-    in_dims = _static_dims(inputs[0])
-    out_dims = _static_dims(proto.graph.output[0])
+    in_dims = static_dims(inputs[0])
+    out_dims = static_dims(proto.graph.output[0])
     if len(in_dims) != 4 or in_dims[1] not in (1, 3) or not in_dims[2] or not in_dims[3]:
         raise BundleError(
             f"this ONNX model's input has shape {in_dims}; cnn-desktop needs [batch, 1 or 3, H, W]"
@@ -320,60 +329,42 @@ def infer_spec(proto: onnx.ModelProto, name: str) -> ModelSpec:
         raise BundleError(
             f"this ONNX model's output has shape {out_dims}; expected [batch, classes]"
         )
+    if out_dims[1] > MAX_CLASSES:  # before naming them all
+        raise BundleError(
+            f"this ONNX model predicts {out_dims[1]:,} classes; cnn-desktop opens at most "
+            f"{MAX_CLASSES:,}"
+        )
     channels = int(in_dims[1])
     last_op = proto.graph.node[-1].op_type
-    return ModelSpec(
-        name=name,
-        architecture="unknown",
-        class_names=tuple(f"class {i}" for i in range(int(out_dims[1]))),
-        input_size=(int(in_dims[2]), int(in_dims[3])),
-        channels=channels,
-        mean=(0.485, 0.456, 0.406)[:channels] if channels == 3 else (0.5,),
-        std=(0.229, 0.224, 0.225)[:channels] if channels == 3 else (0.5,),
-        input_name=inputs[0].name,
-        output_name=proto.graph.output[0].name,
-        output_is_probability=last_op == "Softmax",
-        provenance={"source": "onnx file without cnn-desktop spec", "preprocessing": "guessed"},
-    )
-
-
-def _check_graph(proto: onnx.ModelProto, spec: ModelSpec, path: Path) -> int | None:
-    """Check the graph against its spec; return its fixed batch size (None when dynamic).
-
-    Raises:
-        BundleError: Input or output names, shapes or class count disagree with the spec.
-    """
-    initializers = {t.name for t in proto.graph.initializer}
-    inputs = {i.name: i for i in proto.graph.input if i.name not in initializers}
-    outputs = {o.name: o for o in proto.graph.output}
-    if spec.input_name not in inputs:
-        raise BundleError(f"{path.name} has no input named '{spec.input_name}'")
-    if spec.output_name not in outputs:
-        raise BundleError(f"{path.name} has no output named '{spec.output_name}'")
-    in_dims = _static_dims(inputs[spec.input_name])
-    expected = [spec.channels, *spec.input_size]
-    if len(in_dims) != 4 or any(
-        d is not None and d != e for d, e in zip(in_dims[1:], expected, strict=False)
-    ):
-        raise BundleError(f"{path.name} expects input {in_dims[1:]}, but its spec says {expected}")
-    out_dims = _static_dims(outputs[spec.output_name])
-    if len(out_dims) != 2:
-        raise BundleError(f"{path.name} output has shape {out_dims}; expected [batch, classes]")
-    if out_dims[1] is not None and out_dims[1] != spec.num_classes:
-        raise BundleError(
-            f"{path.name} predicts {out_dims[1]} classes but its spec names {spec.num_classes}"
-        )
-    return _fixed_batch(in_dims, out_dims, path)
+    data = {
+        "format_version": 1,
+        "name": name[:200] or "model",
+        "architecture": "unknown",
+        "class_names": [f"class {i}" for i in range(int(out_dims[1]))],
+        "input_size": [int(in_dims[2]), int(in_dims[3])],
+        "channels": channels,
+        "mean": [0.485, 0.456, 0.406] if channels == 3 else [0.5],
+        "std": [0.229, 0.224, 0.225] if channels == 3 else [0.5],
+        "input_name": inputs[0].name,
+        "output_name": proto.graph.output[0].name,
+        "output_is_probability": last_op == "Softmax",
+        "provenance": {"source": "onnx file without cnn-desktop spec", "preprocessing": "guessed"},
+    }
+    try:  # the limits of every spec (input size, names) hold for a guessed one too
+        return ModelSpec.from_dict(data)
+    except SpecError as exc:
+        raise BundleError(f"this ONNX model cannot be used: {exc}") from None
 
 
 def _check_safetensors(path: Path) -> None:
     try:
-        with open(path, "rb") as handle:
+        with open_regular_file(path) as handle:
             header_len = int.from_bytes(handle.read(8), "little")
             if not 2 <= header_len <= 100 * 1024**2:
                 raise ValueError("bad header length")
             json.loads(handle.read(header_len))
     except (OSError, ValueError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
         raise BundleError(
-            f"{path.parent.name}/{path.name} is not a valid safetensors file: {exc}"
+            f"{path.parent.name}/{path.name} is not a valid safetensors file: {reason}"
         ) from None

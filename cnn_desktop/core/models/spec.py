@@ -7,12 +7,14 @@ derived from the spec for every backend.
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import jsonschema
+from jsonschema.exceptions import best_match
 
 from cnn_desktop.core.imaging.pixels import BIT_DEPTH_POLICIES, BIT_DEPTH_POLICY
 
@@ -22,7 +24,22 @@ INTERPOLATIONS = ("nearest", "bilinear", "bicubic", "lanczos")
 RESIZE_MODES = ("shorter_side_center_crop", "stretch")
 TEMPERATURE_RANGE = (0.05, 20.0)  # calibration temperatures a spec may carry
 
-_NUMBER_LIST = {"type": "array", "items": {"type": "number"}, "minItems": 1, "maxItems": 4}
+MAX_CLASSES = 100_000
+MAX_INPUT_SIDE = 4096
+MAX_LAYERS = 10_000
+MAX_SPEC_BYTES = 64 * 1024**2
+MAX_NESTING = 64
+# Pixels are scaled to [0, 1]; a mean or std far outside these bounds only makes inf or NaN.
+MEAN_LIMIT, STD_RANGE = 1e3, (1e-6, 1e3)
+# The image is resized to input / crop_fraction before the centre crop.
+MIN_CROP_FRACTION = 0.25
+_SCHEMA_ERRORS_WEIGHED = 50
+_MESSAGE_CHARS = 200
+
+_MEAN = {"type": "number", "minimum": -MEAN_LIMIT, "maximum": MEAN_LIMIT}
+_STD = {"type": "number", "minimum": STD_RANGE[0], "maximum": STD_RANGE[1]}
+_NUMBER_LIST = {"type": "array", "items": _MEAN, "minItems": 1, "maxItems": 4}
+_NAME = {"type": "string", "minLength": 1, "maxLength": 1000}
 
 SPEC_SCHEMA: dict[str, Any] = {
     "type": "object",
@@ -44,22 +61,22 @@ SPEC_SCHEMA: dict[str, Any] = {
             "type": "array",
             "items": {"type": "string", "maxLength": 500},
             "minItems": 1,
-            "maxItems": 100_000,
+            "maxItems": MAX_CLASSES,
         },
         "input_size": {
             "type": "array",
-            "items": {"type": "integer", "minimum": 8, "maximum": 4096},
+            "items": {"type": "integer", "minimum": 8, "maximum": MAX_INPUT_SIDE},
             "minItems": 2,
             "maxItems": 2,
         },
         "channels": {"enum": [1, 3]},
         "mean": _NUMBER_LIST,
-        "std": {**_NUMBER_LIST, "items": {"type": "number", "exclusiveMinimum": 0}},
+        "std": {**_NUMBER_LIST, "items": _STD},
         "interpolation": {"enum": list(INTERPOLATIONS)},
         "resize_mode": {"enum": list(RESIZE_MODES)},
-        "crop_fraction": {"type": "number", "exclusiveMinimum": 0, "maximum": 1},
-        "input_name": {"type": "string", "minLength": 1},
-        "output_name": {"type": "string", "minLength": 1},
+        "crop_fraction": {"type": "number", "minimum": MIN_CROP_FRACTION, "maximum": 1},
+        "input_name": _NAME,
+        "output_name": _NAME,
         "output_is_probability": {"type": "boolean"},
         "bit_depth_policy": {"enum": list(BIT_DEPTH_POLICIES)},
         "temperature": {
@@ -69,12 +86,13 @@ SPEC_SCHEMA: dict[str, Any] = {
         },
         "layers": {
             "type": "array",
+            "maxItems": MAX_LAYERS,
             "items": {
                 "type": "object",
                 "required": ["name"],
                 "properties": {
-                    "name": {"type": "string"},
-                    "onnx_output": {"type": "string"},
+                    "name": {"type": "string", "maxLength": 1000},
+                    "onnx_output": {"type": "string", "maxLength": 1000},
                 },
             },
         },
@@ -173,11 +191,13 @@ class ModelSpec:
         Raises:
             SpecError: The data does not follow the schema or is inconsistent.
         """
-        try:
-            jsonschema.validate(data, SPEC_SCHEMA)
-        except jsonschema.ValidationError as exc:
-            where = "/".join(str(p) for p in exc.absolute_path) or "spec"
-            raise SpecError(f"invalid model spec at '{where}': {exc.message}") from None
+        _check_sizes(data)
+        # The first errors only: a list of a hundred thousand wrong items is not weighed whole.
+        errors = _VALIDATOR.iter_errors(data)
+        error = best_match(itertools.islice(errors, _SCHEMA_ERRORS_WEIGHED))
+        if error is not None:
+            where = "/".join(str(p) for p in error.absolute_path) or "spec"
+            raise SpecError(f"invalid model spec at '{where}': {_shortened(error.message)}")
         if data["format_version"] > FORMAT_VERSION:
             raise SpecError(
                 f"model spec format {data['format_version']} is newer than this cnn-desktop "
@@ -191,6 +211,13 @@ class ModelSpec:
                 raise SpecError(
                     f"model spec '{key}' has {len(data[key])} values for {channels} channels"
                 )
+        crop = data.get("crop_fraction", cls.crop_fraction)
+        widest = max(data["input_size"]) / crop
+        if data.get("resize_mode") != "stretch" and widest > 2 * MAX_INPUT_SIDE:
+            raise SpecError(
+                f"model spec 'crop_fraction' {crop} would resize images to "
+                f"{widest:.0f} pixels before the crop (at most {2 * MAX_INPUT_SIDE})"
+            )
         known = set(cls.__dataclass_fields__)
         kwargs = {k: v for k, v in data.items() if k in known}
         kwargs["class_names"] = tuple(data["class_names"])
@@ -213,8 +240,48 @@ class ModelSpec:
         Raises:
             SpecError: The text is not JSON or not a valid spec.
         """
+        if len(text) > MAX_SPEC_BYTES:
+            raise SpecError(
+                f"model spec is {len(text) / 1e6:.0f} MB, more than {MAX_SPEC_BYTES // 1024**2} MB"
+            )
         try:
             data = json.loads(text)
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise SpecError(f"model spec is not valid JSON: {exc}") from None
+            raise SpecError(f"model spec is not valid JSON: {_shortened(str(exc))}") from None
+        except RecursionError:
+            raise SpecError("model spec is nested too deeply") from None
         return cls.from_dict(data)
+
+
+_VALIDATOR = jsonschema.Draft202012Validator(SPEC_SCHEMA)
+_LIST_LIMITS = {"class_names": MAX_CLASSES, "layers": MAX_LAYERS, "mean": 4, "std": 4}
+
+
+def _check_sizes(data: Any) -> None:
+    """Refuse, before the schema walks them, lists over their limit and deep nesting.
+
+    Raises:
+        SpecError: A list is too long or the provenance is nested too deeply.
+    """
+    if not isinstance(data, dict):
+        return  # the schema says what it is instead
+    for key, limit in _LIST_LIMITS.items():
+        value = data.get(key)
+        if isinstance(value, list) and len(value) > limit:
+            raise SpecError(
+                f"invalid model spec at '{key}': {len(value):,} items, more than {limit:,}"
+            )
+    pending = [(data, 1)]
+    while pending:
+        value, depth = pending.pop()
+        if depth > MAX_NESTING:
+            raise SpecError(f"model spec is nested more than {MAX_NESTING} levels deep")
+        children = value.values() if isinstance(value, dict) else value
+        if isinstance(value, (dict, list)):
+            pending.extend((child, depth + 1) for child in children)
+
+
+def _shortened(message: str) -> str:
+    """One line of at most about 200 characters (a message may quote a huge value)."""
+    line = " ".join(message.split())
+    return line if len(line) <= _MESSAGE_CHARS else line[: _MESSAGE_CHARS - 1] + "…"

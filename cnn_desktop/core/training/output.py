@@ -3,15 +3,17 @@ on validation images, evaluate, and record it all in ``metrics.json``. Torch-fre
 model is seen only through a ``reference`` function (torch for full and scratch runs, the
 numpy head on ONNX Runtime embeddings for head runs).
 
-A model already at the output path is replaced only by a finished run whose check passed: the
-run's bundle is first saved and checked in a private folder beside it, then saved under its
-final name with the bundle module's atomic save (see :mod:`cnn_desktop.core.training.placement`)."""
+The run's bundle is saved and checked in a private folder beside the output path, then that
+very folder is moved into place (atomically, under the bundle module's lock). A model already
+at the output path is replaced only by a finished run whose check passed (see
+:mod:`cnn_desktop.core.training.placement`); a failed save (a full disk) leaves it as it was."""
 
 from __future__ import annotations
 
 import json
 import tempfile
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +24,13 @@ from cnn_desktop.core.imaging.files import atomic_write
 from cnn_desktop.core.imaging.loading import ImageLoadError
 from cnn_desktop.core.imaging.preprocess import load_and_preprocess
 from cnn_desktop.core.inference.backends.onnx import OnnxClassifier
-from cnn_desktop.core.models.bundle import ModelBundle, load_bundle, save_bundle
+from cnn_desktop.core.models.bundle import (
+    BundleError,
+    ModelBundle,
+    place_bundle,
+    save_bundle,
+    save_failure_message,
+)
 from cnn_desktop.core.models.spec import ModelSpec
 from cnn_desktop.core.training.calibration import calibration_summary, logits_from_probabilities
 from cnn_desktop.core.training.config import TrainConfig, TrainEvent, TrainResult
@@ -122,6 +130,17 @@ def _write_json_atomically(path: Path, content: Any) -> None:
         json.dump(content, out, indent=2, ensure_ascii=False)
 
 
+@contextmanager
+def _save_errors(target: Path, previous: Path | None) -> Iterator[None]:
+    """Failures to write the model for ``target`` (in the working folder too) as one
+    :class:`BundleError` that names ``target`` and the ``previous`` model left unchanged."""
+    try:
+        yield
+    except (BundleError, OSError) as exc:
+        error = exc.__cause__ if isinstance(exc, BundleError) and exc.__cause__ else exc
+        raise BundleError(save_failure_message(target, error, previous)) from exc
+
+
 def finish(
     reference: Reference,
     spec: ModelSpec,
@@ -143,13 +162,18 @@ def finish(
     evaluate it; ends with a ``done`` or ``cancelled`` event whose result says where the model
     went.
 
-    ``out`` is the bundle path asked for. When nothing is there the model is saved there;
-    otherwise it is saved and checked aside first, and replaces ``out`` only if the run was
-    not cancelled and the check passed (else it keeps a name of its own beside ``out``).
+    ``out`` is the bundle path asked for. The model is saved and checked in a working folder
+    beside it, then moved there; when a model is already at ``out`` it is replaced only if
+    the run was not cancelled and the check passed (else the new one keeps a name of its own
+    beside ``out``).
 
     ``calibration`` is the temperature block fitted on the validation split (``reference``
     and the graph are both calibrated by it); with a test split, its ``test`` summary is
     measured here on the saved graph.
+
+    Raises:
+        BundleError: The model could not be written (``no space left on device while saving
+            …``); a model that was at ``out`` is unchanged and no working folder is left.
     """
     metrics: dict[str, Any] = {"training": training}
     if calibration is not None:
@@ -177,26 +201,24 @@ def finish(
             )
 
     check_message = f"Checking the ONNX export against {checked_against}…"
-    kept_because, replaced = "", False
-    if not (out.exists() or out.is_symlink()):  # nothing to protect: one save, in place
-        bundle = save(out)
-        yield TrainEvent("export", message=check_message, fraction=0.5)
-        verify(bundle)
-        _write_json_atomically(bundle.path / "metrics.json", metrics)
-        bundle = load_bundle(bundle.path)
-    else:
-        with tempfile.TemporaryDirectory(
-            prefix=f".{out.name}.checking-", dir=out.parent, ignore_cleanup_errors=True
-        ) as working:
+    kept_because, label = "", ""
+    previous = out if out.exists() or out.is_symlink() else None
+    with tempfile.TemporaryDirectory(
+        prefix=f".{out.name}.checking-", dir=out.parent, ignore_cleanup_errors=True
+    ) as working:
+        with _save_errors(out, previous):
             trial = save(Path(working) / out.name)
-            yield TrainEvent("export", message=check_message, fraction=0.5)
-            verify(trial)
-        if cancelled:
+        yield TrainEvent("export", message=check_message, fraction=0.5)
+        verify(trial)
+        if previous is not None and cancelled:
             kept_because, label = "the run was cancelled (it holds its best epoch)", "cancelled"
-        elif not metrics["export_check"]["passed"]:
+        elif previous is not None and not metrics["export_check"]["passed"]:
             kept_because, label = "its ONNX export check failed", "unverified"
-        bundle = save(kept_bundle_path(out, label) if kept_because else out)
-        replaced = not kept_because
+        final = kept_bundle_path(out, label) if kept_because else out
+        with _save_errors(final, previous):  # the checked folder itself goes in place
+            _write_json_atomically(trial.path / "metrics.json", metrics)
+            bundle = place_bundle(trial.path, final)
+    replaced = previous is not None and not kept_because
     result = TrainResult(
         bundle=bundle,
         history=history,

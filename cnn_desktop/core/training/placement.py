@@ -1,7 +1,7 @@
 """Where a trained model goes (checked by :func:`check_output` before any work starts):
 
 * nothing at ``out`` yet: the run's model is saved there, finished or cancelled;
-* a model already at ``out``: it is replaced (atomically, by the bundle module's save) only
+* a model already at ``out``: it is replaced (atomically, the checked bundle moved in place) only
   by a run that finished and whose ONNX export check passed. A cancelled run's best model
   goes to ``NAME.cancelled-YYYYmmdd-HHMMSS.cnnmodel`` next to it, a run whose check failed to
   ``NAME.unverified-YYYYmmdd-HHMMSS.cnnmodel``; the previous model is never touched.
