@@ -84,6 +84,7 @@ def main() -> None:
     )
     parser.add_argument("--width", type=int, default=128)
     parser.add_argument("--height", type=int, default=96)
+    parser.add_argument("--only", choices=("classify", "head_training"), help="one of the two")
     args = parser.parse_args()
     size = (args.width, args.height)
     datasets = {
@@ -97,13 +98,15 @@ def main() -> None:
             shutil.copytree(built, work / "cache" / "models")
         build = "from cnn_desktop.core.models import default_model_bundle as b; b()"
         subprocess.run([sys.executable, "-c", build], env=env, check=True)
-        report = {
+        report: dict[str, object] = {
             "benchmark": "memory",
             "image_size": list(size),
             "target": f"peak RSS grows < {TARGET_GROWTH_MB} MB from 1,000 to 10,000 images",
-            "classify": classify_runs(datasets, env),
-            "head_training": head_training_runs(datasets, work, env),
         }
+        if args.only in (None, "classify"):
+            report["classify"] = classify_runs(datasets, env)
+        if args.only in (None, "head_training"):
+            report["head_training"] = head_training_runs(datasets, work, env)
     write_report(report, args.out)
 
 
