@@ -79,3 +79,6 @@ def test_results_appear_and_the_window_ticks_while_a_big_folder_is_walked(
     assert [e.path.name for e in entries] == sorted(p.name for p in root.iterdir())
     done = [e for e in entries if not e.pending]
     assert done and all(e.error is None and e.predictions for e in done)
+    assert window.results.counts() == (FILES, len(done), 0)  # kept as results came, not recounted
+    summary = f"{FILES} images · {len(done)} classified · {FILES - len(done)} pending"
+    qtbot.waitUntil(lambda: summary in window.batch_panel.summary.text(), timeout=10_000)
