@@ -6,6 +6,9 @@ import argparse
 import csv
 import json
 import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
 
 from cnn_desktop.cli.common import EXIT_FAILED, EXIT_OK, EXIT_USAGE, fail, open_model
 
@@ -13,54 +16,113 @@ PROGRESS_THRESHOLD = 4
 
 
 def run_classify(args: argparse.Namespace) -> int:
-    """Classify files and folders, printing one result per image as a table, JSON or CSV."""
-    from cnn_desktop.core.imaging import collect_image_paths, summarize_skipped
-    from cnn_desktop.core.inference import BackendError, ImageResult, classify_paths
+    """Classify files and folders, printing one result per image as a table, JSON or CSV.
+
+    The folders are walked lazily and each result is printed as it comes, so the first lines
+    of a folder of 100,000 files appear within seconds and memory does not grow with it.
+    """
+    from cnn_desktop.core.imaging import summarize_skipped
+    from cnn_desktop.core.inference import BackendError, classify_paths
     from cnn_desktop.core.models import BundleError, PretrainedError
 
-    paths, problems, skipped = collect_image_paths(args.paths)
-    if not paths and not problems and not skipped:
-        return fail("no images found in " + ", ".join(args.paths), EXIT_FAILED)
-    if args.format == "json":  # one line per skipped file; the other formats get a summary
-        for path, reason in skipped:
-            print(json.dumps({"path": str(path), "skipped": reason}, ensure_ascii=False))
-    elif skipped:
-        print(summarize_skipped(skipped), file=sys.stderr)
-    if not paths and not problems:
-        return EXIT_OK  # skipping is not failing
-    try:
-        _, classifier = open_model(args.model, args.backend, args.device)
-    except (BundleError, BackendError, PretrainedError) as exc:
-        return fail(str(exc), EXIT_USAGE)
-
     writer = _ResultWriter(args.format, args.top_k, verbose=args.verbose)
-    failures = [ImageResult(path=p, error=reason) for p, reason in problems]
-    for result in failures:
-        writer.write(result)
-    results = classify_paths(paths, classifier, top_k=args.top_k, batch_size=args.batch_size)
+    walk = _ReportingWalk(args.paths, writer)
     bar = None
-    if len(paths) > PROGRESS_THRESHOLD and not args.quiet:
-        from cnn_desktop.cli.progress import progress_bar
-
-        bar = progress_bar(total=len(paths), unit="img", desc="Classifying")
     try:
+        first = walk.next_image()
+        if first is None and not walk.problems:
+            if not walk.skipped_count:
+                return fail("no images found in " + ", ".join(args.paths), EXIT_FAILED)
+            if walk.skipped:
+                print(summarize_skipped(walk.skipped), file=sys.stderr)
+            return EXIT_OK  # skipping is not failing
+        try:
+            _, classifier = open_model(args.model, args.backend, args.device)
+        except (BundleError, BackendError, PretrainedError) as exc:
+            return fail(str(exc), EXIT_USAGE)
+        failures = 0
+        results = classify_paths(
+            walk.images_from(first), classifier, top_k=args.top_k, batch_size=args.batch_size
+        )
         for result in results:
             writer.write(result)
-            if not result.ok:
-                failures.append(result)
+            failures += not result.ok
+            if bar is None and not args.quiet:
+                bar = _progress_bar_if_many(walk)
             if bar is not None:
+                if walk.finished and bar.total != walk.images:
+                    bar.total = walk.images  # the walk ended: the count is known now
                 bar.update(1)
     except KeyboardInterrupt:
         return fail("interrupted", 130)
     finally:
         if bar is not None:
             bar.close()
+    if walk.skipped:
+        print(summarize_skipped(walk.skipped), file=sys.stderr)
+    failures += walk.problems
     if failures:
         print(
-            f"{len(failures)} of {len(paths) + len(problems)} could not be classified",
+            f"{failures} of {walk.images + walk.problems} could not be classified",
             file=sys.stderr,
         )
     return EXIT_FAILED if failures else EXIT_OK
+
+
+def _progress_bar_if_many(walk: _ReportingWalk) -> Any:
+    """A progress bar once results come, unless the walk found only a few images; its total
+    is unknown (None) while the walk goes on."""
+    if walk.finished and walk.images <= PROGRESS_THRESHOLD:
+        return None
+    from cnn_desktop.cli.progress import progress_bar
+
+    return progress_bar(
+        total=walk.images if walk.finished else None, unit="img", desc="Classifying"
+    )
+
+
+class _ReportingWalk:
+    """A lazy walk of the inputs that hands image paths on and reports every other outcome
+    as soon as it is found: a problem as an error result, a skipped file as a JSON line (or,
+    for a table or CSV, kept for the one-line summary at the end)."""
+
+    def __init__(self, inputs: list[str], writer: _ResultWriter) -> None:
+        from cnn_desktop.core.imaging import walk_images
+
+        self._entries = walk_images(inputs)
+        self._writer = writer
+        self.images = 0
+        self.problems = 0
+        self.skipped_count = 0
+        self.skipped: list[tuple[Path, str]] = []
+        self.finished = False
+
+    def next_image(self) -> Path | None:
+        """Walk on to the next image file (None at the end), reporting what comes before."""
+        from cnn_desktop.core.inference import ImageResult
+
+        for path, outcome, reason in self._entries:
+            if outcome == "image":
+                self.images += 1
+                return path
+            if outcome == "problem":
+                self.problems += 1
+                self._writer.write(ImageResult(path=path, error=reason))
+                continue
+            self.skipped_count += 1
+            if self._writer.format == "json":
+                print(json.dumps({"path": str(path), "skipped": reason}, ensure_ascii=False))
+            else:
+                self.skipped.append((path, reason or ""))
+        self.finished = True
+        return None
+
+    def images_from(self, first: Path | None) -> Iterator[Path]:
+        """``first``, then every further image file, walked only as they are asked for."""
+        path = first
+        while path is not None:
+            yield path
+            path = self.next_image()
 
 
 class _ResultWriter:
@@ -71,13 +133,15 @@ class _ResultWriter:
         self.top_k = top_k
         self.verbose = verbose
         self.csv = csv.writer(sys.stdout) if fmt == "csv" else None
-        if self.csv is not None:
-            self.csv.writerow(["path", "rank", "label", "index", "confidence", "error"])
+        self._header_due = self.csv is not None  # printed with the first row
 
     def write(self, result: object) -> None:
         from cnn_desktop.core.inference import ImageResult
 
         assert isinstance(result, ImageResult)
+        if self.csv is not None and self._header_due:
+            self.csv.writerow(["path", "rank", "label", "index", "confidence", "error"])
+            self._header_due = False
         if self.format == "json":
             print(json.dumps(result.to_dict(), ensure_ascii=False), flush=True)
         elif self.csv is not None:

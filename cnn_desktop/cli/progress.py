@@ -15,8 +15,12 @@ LINE_INTERVAL_S = 5.0
 """Seconds between progress lines when stderr is not a terminal."""
 
 
-def progress_bar(*, total: int, desc: str, unit: str = "", **tqdm_options: Any) -> Any:
-    """A progress bar on stderr: tqdm on a terminal, :class:`LineProgress` otherwise."""
+def progress_bar(*, total: int | None, desc: str, unit: str = "", **tqdm_options: Any) -> Any:
+    """A progress bar on stderr: tqdm on a terminal, :class:`LineProgress` otherwise.
+
+    ``total`` may be None while it is unknown (a folder still being walked): the bar counts
+    up, and shows a fraction once ``bar.total`` is set.
+    """
     if sys.stderr.isatty():
         from tqdm import tqdm
 
@@ -27,7 +31,7 @@ def progress_bar(*, total: int, desc: str, unit: str = "", **tqdm_options: Any) 
 class LineProgress:
     """The part of tqdm's interface the CLI uses, printing whole lines, never ``\\r``."""
 
-    def __init__(self, *, total: int, desc: str, unit: str = "") -> None:
+    def __init__(self, *, total: int | None, desc: str, unit: str = "") -> None:
         self.total, self.desc, self.unit = total, desc, unit
         self.n = 0
         self.postfix = ""
@@ -61,7 +65,9 @@ class LineProgress:
         self._print()
 
     def _print(self) -> None:
-        if self.unit:
+        if self.total is None:
+            count = f"{self.n} {self.unit}".rstrip()
+        elif self.unit:
             count = f"{self.n}/{self.total} {self.unit}"
         else:
             count = f"{round(100 * self.n / max(self.total, 1))}%"

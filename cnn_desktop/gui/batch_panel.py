@@ -194,14 +194,12 @@ class BatchPanel(QWidget):
     # ----- state --------------------------------------------------------------------------
     def update_summary(self) -> None:
         """Recount the results and enable what can be done with them."""
-        entries = self.results.entries()
-        done = sum(1 for e in entries if e.top1 is not None and e.error is None)
-        failed = sum(1 for e in entries if e.error is not None)
-        pending = len(entries) - done - failed
-        parts = [f"{len(entries)} images", f"{done} classified"]
+        rows, done, failed = self.results.counts()
+        pending = rows - done - failed
+        parts = [f"{rows} images", f"{done} classified"]
         parts += [f"{failed} failed"] if failed else []
         parts += [f"{pending} pending"] if pending else []
-        text = " · ".join(parts) if entries else "No images"
+        text = " · ".join(parts) if rows else "No images"
         self.summary.setText(text + (f"   —   {self._last_report}" if self._last_report else ""))
         self.export_csv_action.setEnabled(done + failed > 0)
         self.sort_action.setEnabled(done > 0 and self._sorting is None)

@@ -8,14 +8,14 @@ widgets.
 
 Every result carries the serial of the model that computed it and is dropped unless that
 model is still the active one; a model switch or a Top-K change stops every batch and
-classifies again what is listed, and what was given but not listed yet (a folder still being
-walked).
+classifies again what is listed, and what was given but not listed completely yet (a folder
+still being walked: its images are classified while the walk goes on).
 """
 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -29,11 +29,14 @@ from cnn_desktop.gui.state import ActiveModel
 @dataclass
 class _Batch:
     """One classification job: what it was given, and whether that still has to be listed
-    if the classification starts again (not once its file list arrived, or it was stopped)."""
+    if the classification starts again (not once its last Listed part arrived, or it was
+    stopped)."""
 
     inputs: list[Path]
     cancel: CancelToken
     to_list: bool = True
+    skipped: list[tuple[Path, str]] = field(default_factory=list)  # summarised once listed
+    found: bool = False  # an image or a problem was listed
 
 
 @dataclass(frozen=True)
@@ -157,15 +160,18 @@ class WindowClassification:
     def _on_classify_item(self, item: object, batch: _Batch, generation: int) -> None:
         if generation != self._generation:
             return
-        if isinstance(item, jobs.Listed):
-            batch.to_list = False
+        if isinstance(item, jobs.Listed):  # a part of the walk; the last one is complete
             self.results.add_pending(item.paths)
             for path, reason in item.problems:
                 self.notifications.error(f"{path}: {reason}")
-            if item.skipped:
-                self.notifications.info(summarize_skipped(item.skipped))
-            if not item.paths and not item.problems:
-                self.notifications.info("No images found in what was dropped")
+            batch.skipped.extend(item.skipped)
+            batch.found = batch.found or bool(item.paths or item.problems)
+            if item.complete:
+                batch.to_list = False
+                if batch.skipped:
+                    self.notifications.info(summarize_skipped(batch.skipped))
+                if not batch.found:
+                    self.notifications.info("No images found in what was dropped")
             if item.paths and not self.gallery.currentIndex().isValid():
                 self._select_path(item.paths[0])
         elif isinstance(item, jobs.Classified):

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import dataclasses
+import queue
+import threading
+import time
+from collections import deque
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from PySide6.QtGui import QImage
 
-from cnn_desktop.core.imaging import collect_image_paths, prune_folder
+from cnn_desktop.core.imaging import WalkEntry, prune_folder, walk_images
 from cnn_desktop.core.inference import Prediction, classify_paths, open_classifier
 from cnn_desktop.core.models import default_model_bundle, load_bundle
 from cnn_desktop.core.training import prune_cache
@@ -17,16 +22,21 @@ from cnn_desktop.gui.runner import TaskContext
 from cnn_desktop.gui.state import ActiveModel
 
 THUMBNAIL_SIZE = 160
+LISTED_INTERVAL_S = 0.1
+"""How often, at least, a folder walk sends what it found so far to the window (while the
+classification asks for paths)."""
 
 
 @dataclass(frozen=True)
 class Listed:
-    """The image files found in what the user dropped, the inputs that were not usable
-    (errors) and the files that are not images (skipped, with their reasons)."""
+    """Image files found in what the user dropped, the inputs that were not usable (errors)
+    and the files that are not images (skipped, with their reasons): one part of the walk, in
+    walk order; ``complete`` on the last part."""
 
     paths: list[Path]
     problems: list[tuple[Path, str]]
     skipped: list[tuple[Path, str]] = field(default_factory=list)
+    complete: bool = True
 
 
 @dataclass(frozen=True)
@@ -66,30 +76,122 @@ def load_model(model_path: str | None, backend: str, device: str):
 def classify_inputs(
     inputs: Sequence[Path], model: ActiveModel, top_k: int, batch_size: int | None = None
 ):
-    """A job that expands files/folders, then streams :class:`Listed` and :class:`Classified`."""
+    """A job that walks files/folders and classifies the images while the walk goes on,
+    streaming :class:`Listed` parts and one :class:`Classified` per image."""
 
     serial = model.serial
 
     def job(context: TaskContext) -> int:
-        paths, problems, skipped = collect_image_paths(inputs)
-        context.emit(Listed(paths, problems, skipped))
-        context.cancel.raise_if_cancelled()
+        walk = _WalkAhead(inputs, context)
         count = 0
-        for result in classify_paths(
-            paths,
-            model.classifier,
-            top_k=top_k,
-            batch_size=batch_size,
-            thumbnail_size=THUMBNAIL_SIZE,
-            progress=context.progress,
-            cancel=context.cancel,
-        ):
-            thumb = pil_to_qimage(result.thumbnail) if result.thumbnail is not None else None
-            context.emit(Classified(result.path, result.predictions, result.error, thumb, serial))
-            count += 1
+        try:
+            for result in classify_paths(
+                walk.image_paths(),
+                model.classifier,
+                top_k=top_k,
+                batch_size=batch_size,
+                thumbnail_size=THUMBNAIL_SIZE,
+                cancel=context.cancel,
+            ):
+                thumb = pil_to_qimage(result.thumbnail) if result.thumbnail is not None else None
+                context.emit(
+                    Classified(result.path, result.predictions, result.error, thumb, serial)
+                )
+                count += 1
+                listed = max(walk.images, count)
+                more = "" if walk.complete else ", listing…"
+                context.progress(count / listed, f"{count}/{listed} images{more}")
+        finally:
+            walk.stop()
         return count
 
     return job
+
+
+class _WalkAhead:
+    """A folder walk on its own thread, running ahead of the classification.
+
+    :meth:`image_paths` takes what the walk found so far whenever the classification wants a
+    path it does not have yet, and at least every :data:`LISTED_INTERVAL_S`, sends it to the
+    window as one :class:`Listed` part and then hands its image paths on: the window lists
+    rows before their results come, and a walk that stalls (a slow drive) never holds back
+    the images it found already.
+    """
+
+    _END = WalkEntry(Path(), "problem", "end of the walk")
+    _MAX_PART = 1_000  # rows the window adds at once: ~0.1 s of its thread at most
+
+    def __init__(self, inputs: Sequence[Path], context: TaskContext) -> None:
+        self._inputs = list(inputs)
+        self._context = context
+        self._found: queue.SimpleQueue[WalkEntry] = queue.SimpleQueue()
+        self._stopped = threading.Event()
+        self._failure: BaseException | None = None
+        self.images = 0
+        """Image files listed so far."""
+        self.complete = False
+        """Whether the walk has ended (everything it found is listed)."""
+        self._thread = threading.Thread(target=self._walk, name="classify-walk", daemon=True)
+        self._thread.start()
+
+    def _walk(self) -> None:
+        try:
+            for entry in walk_images(self._inputs):
+                if self._stopped.is_set() or self._context.cancel.cancelled:
+                    return
+                self._found.put(entry)
+        except BaseException as exc:  # handed to the job's thread, which raises it
+            self._failure = exc
+        finally:
+            self._found.put(self._END)
+
+    def image_paths(self) -> Iterator[Path]:
+        """The image files, as the walk finds them (raises Cancelled once the job is)."""
+        ready: deque[Path] = deque()
+        listed_at = 0.0
+        while ready or not self.complete:
+            due = not ready or time.monotonic() - listed_at > LISTED_INTERVAL_S
+            if due and not self.complete:
+                ready.extend(self._list_more(wait=not ready))
+                listed_at = time.monotonic()
+            if ready:
+                yield ready.popleft()
+        if self._failure is not None:
+            raise self._failure
+
+    def _list_more(self, *, wait: bool) -> list[Path]:
+        """Send what the walk found since the last call as one :class:`Listed` part (when
+        ``wait``, after waiting for at least one entry) and return its image paths."""
+        part = Listed([], [], [], complete=False)
+        for _ in range(self._MAX_PART):
+            try:
+                if wait:
+                    entry = self._found.get(timeout=LISTED_INTERVAL_S)
+                else:
+                    entry = self._found.get_nowait()
+            except queue.Empty:
+                if not wait:
+                    break
+                self._context.cancel.raise_if_cancelled()
+                continue
+            wait = False
+            if entry is self._END:
+                self.complete = True
+                break
+            if entry.outcome == "image":
+                part.paths.append(entry.path)
+            else:
+                group = part.problems if entry.outcome == "problem" else part.skipped
+                group.append((entry.path, entry.reason or ""))
+        if part.paths or part.problems or part.skipped or self.complete:
+            self._context.emit(dataclasses.replace(part, complete=self.complete))
+            self.images += len(part.paths)
+        return part.paths
+
+    def stop(self) -> None:
+        """Stop the walk and wait for its thread (it stops at its next entry)."""
+        self._stopped.set()
+        self._thread.join()
 
 
 def tidy_caches(

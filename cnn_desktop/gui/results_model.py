@@ -58,6 +58,8 @@ class ResultsModel(QAbstractListModel):
         super().__init__(parent)
         self._entries: list[ImageEntry] = []
         self._rows: dict[Path, int] = {}
+        self._classified = 0
+        self._failed = 0
 
     def rowCount(self, parent: Index = QModelIndex()) -> int:  # noqa: B008 - Qt API
         return 0 if parent.isValid() else len(self._entries)
@@ -86,6 +88,10 @@ class ResultsModel(QAbstractListModel):
         """All rows, in order."""
         return list(self._entries)
 
+    def counts(self) -> tuple[int, int, int]:
+        """``(rows, classified, failed)``, kept as rows change (no recount of 100,000 rows)."""
+        return len(self._entries), self._classified, self._failed
+
     def entry(self, row: int) -> ImageEntry:
         """The row ``row``."""
         return self._entries[row]
@@ -93,12 +99,16 @@ class ResultsModel(QAbstractListModel):
     def add_pending(self, paths: list[Path]) -> list[Path]:
         """Add rows for new paths; already-listed ones are marked pending again (their
         thumbnails stay until the new result brings its own)."""
-        fresh = [p for p in dict.fromkeys(paths) if p not in self._rows]
-        for path in dict.fromkeys(paths):
-            if path in self._rows:
-                old = self._entries[self._rows[path]]
-                if not old.pending or old.predictions or old.error is not None:
-                    self._replace(path, ImageEntry(path, old.thumbnail))
+        unique = list(dict.fromkeys(paths))  # hashing a Path is not free: once per path
+        fresh = []
+        for path in unique:
+            row = self._rows.get(path)
+            if row is None:
+                fresh.append(path)
+                continue
+            old = self._entries[row]
+            if not old.pending or old.predictions or old.error is not None:
+                self._replace(path, ImageEntry(path, old.thumbnail))
         if fresh:
             start = len(self._entries)
             self.beginInsertRows(QModelIndex(), start, start + len(fresh) - 1)
@@ -106,7 +116,7 @@ class ResultsModel(QAbstractListModel):
                 self._rows[path] = start + offset
                 self._entries.append(ImageEntry(path))
             self.endInsertRows()
-        return list(dict.fromkeys(paths))
+        return unique
 
     def set_result(
         self,
@@ -126,7 +136,9 @@ class ResultsModel(QAbstractListModel):
 
     def _replace(self, path: Path, entry: ImageEntry) -> None:
         row = self._rows[path]
+        self._count(self._entries[row], -1)
         self._entries[row] = entry
+        self._count(entry, +1)
         index = self.index(row)
         self.dataChanged.emit(index, index)
 
@@ -141,6 +153,12 @@ class ResultsModel(QAbstractListModel):
         index = self.index(row)
         self.dataChanged.emit(index, index)
 
+    def _count(self, entry: ImageEntry, sign: int) -> None:
+        if entry.error is not None:
+            self._failed += sign
+        elif entry.top1 is not None:
+            self._classified += sign
+
     def row_of(self, path: Path) -> int | None:
         """The row of ``path``, if listed."""
         return self._rows.get(path)
@@ -150,4 +168,5 @@ class ResultsModel(QAbstractListModel):
         self.beginResetModel()
         self._entries.clear()
         self._rows.clear()
+        self._classified = self._failed = 0
         self.endResetModel()

@@ -176,9 +176,9 @@ def test_a_folder_being_listed_during_a_switch_is_classified_by_the_new_model(
     shutil.copy(photos["chelsea"], folder / "cat.png")
     shutil.copy(photos["coffee"], folder / "cup.png")
     entered, release = threading.Event(), threading.Event()
-    slow_first = iter([block(jobs.collect_image_paths, entered, release)])
-    real = jobs.collect_image_paths
-    monkeypatch.setattr(jobs, "collect_image_paths", lambda paths: next(slow_first, real)(paths))
+    slow_first = iter([block(jobs.walk_images, entered, release)])
+    real = jobs.walk_images
+    monkeypatch.setattr(jobs, "walk_images", lambda paths: next(slow_first, real)(paths))
     drop(window, [folder])
     assert entered.wait(30), "the folder is not being listed"
     try:

@@ -8,15 +8,10 @@ from cnn_desktop.core.imaging.formats import (
     skip_reason,
     summarize_skipped,
 )
-from cnn_desktop.core.imaging.loading import (
-    IMAGE_EXTENSIONS,
-    ImageListing,
-    ImageLoadError,
-    collect_image_paths,
-    load_image,
-)
+from cnn_desktop.core.imaging.loading import IMAGE_EXTENSIONS, ImageLoadError, load_image
 from cnn_desktop.core.imaging.pixels import BIT_DEPTH_POLICIES, BIT_DEPTH_POLICY
 from cnn_desktop.core.imaging.preprocess import load_and_preprocess
+from cnn_desktop.core.imaging.walk import ImageListing, WalkEntry, collect_image_paths, walk_images
 
 __all__ = [
     "BIT_DEPTH_POLICIES",
@@ -26,6 +21,7 @@ __all__ = [
     "REFUSED_FORMATS",
     "ImageListing",
     "ImageLoadError",
+    "WalkEntry",
     "collect_image_paths",
     "decode_warnings",
     "load_and_preprocess",
@@ -33,4 +29,5 @@ __all__ = [
     "prune_folder",
     "skip_reason",
     "summarize_skipped",
+    "walk_images",
 ]

@@ -9,12 +9,11 @@ Ghostscript), and the pixel count in the header is checked before any pixel is d
 from __future__ import annotations
 
 import contextlib
-import errno
 import os
 import stat
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from pathlib import Path
-from typing import IO, NamedTuple, TypeVar
+from typing import IO, TypeVar
 
 from PIL import Image, ImageFile, ImageOps
 
@@ -26,10 +25,16 @@ from cnn_desktop.core.imaging.formats import (
     IMAGE_EXTENSIONS,  # noqa: F401  (re-exported: callers import it from here)
     refused_reason,
     register_heif_if_needed,
-    skip_reason,
 )
 from cnn_desktop.core.imaging.libtiff_messages import collecting_libtiff_messages
 from cnn_desktop.core.imaging.pixels import PixelError, to_rgb, to_srgb
+from cnn_desktop.core.imaging.walk import (  # noqa: F401  (the walk lived here: re-exported)
+    ImageListing,
+    collect_image_paths,
+    is_image_path,
+    walk_images,
+)
+from cnn_desktop.core.imaging.walk import describe_os_error as _describe_os_error
 from cnn_desktop.core.imaging.warnings_lock import ignoring_warnings
 
 MAX_PIXELS: int = 120_000_000
@@ -189,115 +194,3 @@ def _quietly(func: Callable[..., T], *args: object) -> T:
     """Call ``func`` with Pillow's DecompressionBombWarning silenced (we check sizes ourselves)."""
     with ignoring_warnings(Image.DecompressionBombWarning):
         return func(*args)
-
-
-def _describe_os_error(exc: OSError) -> str:
-    """A short message for an OS error on one file."""
-    if isinstance(exc, FileNotFoundError):
-        return "file not found"
-    if isinstance(exc, IsADirectoryError):
-        return "is a directory"
-    if isinstance(exc, PermissionError):
-        return "permission denied"
-    if exc.errno == errno.ELOOP:
-        return "symbolic link loop"
-    return f"cannot read file ({(exc.strerror or str(exc)).lower()})"
-
-
-def is_image_path(path: Path) -> bool:
-    """Whether a file name looks like an image: an image suffix and not hidden.
-
-    Args:
-        path: The file path (only its name is looked at).
-
-    Returns:
-        True for names such as ``cat.JPG``; False for ``notes.txt`` or ``.cat.jpg``.
-    """
-    return skip_reason(path) is None
-
-
-class ImageListing(NamedTuple):
-    """What :func:`collect_image_paths` found: one outcome for every non-hidden file."""
-
-    paths: list[Path]
-    """Image files to classify."""
-    problems: list[tuple[Path, str]]
-    """``(path, reason)`` for inputs that do not exist and folders or entries that cannot be
-    read: errors."""
-    skipped: list[tuple[Path, str]]
-    """``(path, reason)`` for files in walked folders that are not images by name, e.g.
-    ``"not an image type (.txt)"``: not errors."""
-
-
-def collect_image_paths(inputs: Iterable[str | os.PathLike]) -> ImageListing:
-    """Expand files and folders into the image files to classify.
-
-    Folders are walked recursively in a deterministic order (each folder's files by name,
-    then its sub-folders by name). Hidden files and folders are left out silently; every
-    other file found ends up in exactly one of ``paths``, ``problems`` or ``skipped``. A
-    folder named like an image (``x.jpg/``) is walked, never returned. Symbolic links to
-    folders are followed after the real folders, each folder at most once (no loops). A path
-    given explicitly as a file is always returned; :func:`load_image` judges its content. A
-    path is returned once even if it is reached twice.
-
-    Args:
-        inputs: Files and folders, as given by the user.
-
-    Returns:
-        An :class:`ImageListing` ``(paths, problems, skipped)``.
-    """
-    listing = ImageListing([], [], [])
-    seen_files: set[str] = set()
-    seen_folders: set[tuple[int, int]] = set()
-
-    def add(file: Path, reason: str | None) -> None:
-        key = os.path.normcase(os.path.abspath(file))
-        if key not in seen_files:
-            seen_files.add(key)
-            if reason is None:
-                listing.paths.append(file)
-            else:
-                listing.skipped.append((file, reason))
-
-    for given in inputs:
-        root = Path(given)
-        if not root.is_dir():
-            if root.exists():
-                add(root, None)
-            else:
-                listing.problems.append((root, "file not found"))
-            continue
-        # Real folders first, then symbolic links to folders, so files keep their real paths.
-        stack: list[Path] = [root]
-        linked: list[Path] = []
-        while stack or linked:
-            folder = stack.pop() if stack else linked.pop(0)
-            try:
-                folder_stat = folder.stat()
-                identity = (folder_stat.st_dev, folder_stat.st_ino)
-                if identity in seen_folders:
-                    continue
-                seen_folders.add(identity)
-                entries = sorted(os.scandir(folder), key=lambda e: (e.name.casefold(), e.name))
-            except OSError as exc:
-                listing.problems.append((folder, _describe_os_error(exc)))
-                continue
-            subfolders = []
-            for entry in entries:
-                if entry.name.startswith("."):
-                    continue
-                try:
-                    is_dir = entry.is_dir()  # Follows symbolic links.
-                    is_file = not is_dir and entry.is_file()
-                except OSError as exc:
-                    listing.problems.append((Path(entry.path), _describe_os_error(exc)))
-                    continue
-                if is_dir:
-                    (linked if entry.is_symlink() else subfolders).append(Path(entry.path))
-                elif not is_file:
-                    reason = "broken symbolic link" if entry.is_symlink() else "not a regular file"
-                    add(Path(entry.path), reason)
-                else:
-                    add(Path(entry.path), skip_reason(Path(entry.name)))
-            stack.extend(reversed(subfolders))
-    return listing

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import os
 from collections import deque
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence, Sized
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
+from itertools import islice
 from pathlib import Path
 
 import numpy as np
@@ -129,7 +130,7 @@ class RawOutput:
 
 
 def run_on_paths(
-    paths: Sequence[str | os.PathLike[str]],
+    paths: Iterable[str | os.PathLike[str]],
     spec: ModelSpec,
     infer: Callable[[np.ndarray], np.ndarray],
     *,
@@ -144,14 +145,16 @@ def run_on_paths(
     Each worker takes the next batch of paths, decodes it and runs ``infer`` on it; with one
     worker per core (and single-threaded ONNX Runtime sessions on the CPU) one core decodes
     while another infers, with no oversubscription. At most ``workers + 1`` batches are in
-    flight, so memory stays flat for folders of any size. Unreadable files become rows with an
-    error, and so does every image of a batch whose ``infer`` call fails or returns the wrong
-    number of rows; neither stops the run.
+    flight, so memory stays flat for folders of any size. ``paths`` is read lazily, a batch at a
+    time (a folder walk can feed it while it goes on); when it has no length, progress reports
+    a count with a fraction of 0. Unreadable files become rows with an error, and so does every
+    image of a batch whose ``infer`` call fails or returns the wrong number of rows; neither
+    stops the run.
     """
-    items = [Path(p) for p in paths]
-    total = len(items)
+    total = len(paths) if isinstance(paths, Sized) else None
+    items = (Path(p) for p in paths)
     batch_size = max(1, batch_size)
-    batches = (items[i : i + batch_size] for i in range(0, total, batch_size))
+    batches = iter(lambda: list(islice(items, batch_size)), [])
     workers = workers or default_workers()
     halt = CancelToken()  # set when the caller stops iterating, so workers stop too
     done = 0
@@ -189,7 +192,10 @@ def run_on_paths(
                 results = pending.popleft().result()
                 yield from results
                 done += len(results)
-                progress(done / total, f"{done}/{total} images")
+                if total:
+                    progress(done / total, f"{done}/{total} images")
+                else:
+                    progress(0.0, f"{done} images")
         finally:
             halt.cancel()
             for future in pending:
@@ -197,7 +203,7 @@ def run_on_paths(
 
 
 def classify_paths(
-    paths: Sequence[str | os.PathLike[str]],
+    paths: Iterable[str | os.PathLike[str]],
     classifier: Classifier,
     *,
     top_k: int = 5,
@@ -210,7 +216,7 @@ def classify_paths(
     """Classify image files, yielding one :class:`ImageResult` per path, in order.
 
     Args:
-        paths: Image files (expand folders first with ``collect_image_paths``).
+        paths: Image files, read lazily (expand folders with ``walk_images``).
         classifier: A backend from ``open_classifier``.
         top_k: How many classes to report per image.
         batch_size: Images per inference call (default: :func:`suggested_batch_size`).

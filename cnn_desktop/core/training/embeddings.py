@@ -26,7 +26,6 @@ from cnn_desktop.core.inference.devices import cpu_threads
 from cnn_desktop.core.inference.predict import (
     CPU_BATCH_SIZE,
     GPU_BATCH_SIZE,
-    RawOutput,
     run_on_paths,
 )
 from cnn_desktop.core.models.bundle import ModelBundle
@@ -158,9 +157,10 @@ def embed_paths(
         if vector is not None:
             found[path] = vector
     missing = [p for p in paths if p not in found and digests[p]]
-    computed: dict[Path, RawOutput] = {}
     batch = GPU_BATCH_SIZE if model.uses_gpu else CPU_BATCH_SIZE
-    for raw in run_on_paths(
+    # Computed rows come in the order of ``missing``: each is handed on (and cached) as it
+    # comes, never gathered, so memory does not grow with the number of images.
+    computed = run_on_paths(
         missing,
         model.spec,
         model,
@@ -168,15 +168,14 @@ def embed_paths(
         progress=progress,
         cancel=cancel,
         workers=min(8, cpu_threads()),
-    ):
-        computed[raw.path] = raw
-        if raw.output is not None and cache is not None:
-            cache.put(digests[raw.path], raw.output)
+    )
     for path in paths:
         if path in found:
             yield path, found[path], None
-        elif path in computed:
-            raw = computed[path]
-            yield path, raw.output, raw.error
-        else:
+        elif not digests[path]:
             yield path, None, "file could not be read"
+        else:
+            raw = next(computed)
+            if raw.output is not None and cache is not None:
+                cache.put(digests[path], raw.output)
+            yield path, raw.output, raw.error
