@@ -9,9 +9,11 @@ import io
 import struct
 import subprocess
 import sys
+import tracemalloc
 import warnings
 from pathlib import Path
 
+import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -209,3 +211,22 @@ def test_tiff_metadata_warnings_are_attached_not_printed(tmp_path: Path) -> None
     assert image is not None and image.size == (1, 1)
     assert escaped == []
     assert any("Tag data larger than file" in text for text in decode_warnings(image))
+
+
+@pytest.mark.parametrize("mode", ["I;16", "F"])
+def test_deep_frames_become_8_bit_without_64_bit_copies_of_the_frame(mode: str) -> None:
+    # 16-bit and float frames were stretched in whole-frame int64/float64 arrays: 19 and 45
+    # bytes per pixel at the peak, ~2 GB and ~5 GB for a 100-megapixel frame.
+    from cnn_desktop.core.imaging.pixels import to_uint8
+
+    ramp = np.arange(2000 * 2000).reshape(2000, 2000)
+    values = ramp % 4000 + 100 if mode == "I;16" else ramp / ramp.max() * 10 - 5
+    frame = Image.fromarray(values.astype(np.uint16 if mode == "I;16" else np.float32))
+    tracemalloc.start()
+    try:
+        out = to_uint8(frame)
+        peak_bytes_per_pixel = tracemalloc.get_traced_memory()[1] / values.size
+    finally:
+        tracemalloc.stop()
+    assert peak_bytes_per_pixel < 12
+    assert out.dtype == np.uint8 and out.min() == 0 and out.max() == 255

@@ -153,11 +153,11 @@ def to_uint8(im: Image.Image) -> np.ndarray:
     return out
 
 
-_BLOCK_ELEMENTS = 1 << 20
+_BLOCK_ELEMENTS = 1 << 18
 
 
 def _row_blocks(data: np.ndarray) -> list[slice]:
-    """Slices of whole rows of about a million elements each."""
+    """Slices of whole rows of about 250,000 elements each."""
     step = max(1, _BLOCK_ELEMENTS // max(1, data[0].size if len(data) else 1))
     return [slice(start, start + step) for start in range(0, len(data), step)]
 
