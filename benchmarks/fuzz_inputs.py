@@ -21,7 +21,7 @@ from typing import NamedTuple
 import numpy as np
 from PIL import Image, ImageCms
 
-from cnn_desktop.core.imaging.formats import ALLOWED_FORMATS, EXTENSIONS_BY_FORMAT
+from cnn_desktop.core.imaging import EXTENSIONS_BY_FORMAT
 
 SEED_SIZE = (67, 45)
 """Width and height of most seeds: odd values, so their header fields are easy to find."""
@@ -159,6 +159,7 @@ def _xpm(image: Image.Image) -> bytes:
 def _heic(image: Image.Image) -> bytes:
     import pillow_heif
 
+    pillow_heif.register_heif_opener()  # as the loader does once it meets a HEIF file
     out = io.BytesIO()
     pillow_heif.from_pillow(image).save(out, format="HEIF", quality=70)
     return out.getvalue()
@@ -267,8 +268,11 @@ def _writers(image: Image.Image) -> dict[str, list[tuple[str, Callable[[], bytes
     }
 
 
+_OPENED_AS = {"MPO": "JPEG"}  # Pillow's JPEG opener is the one that returns MPO files
+
+
 def seed_files() -> list[Seed]:
-    """One or more real image files of every allowed format, each checked to load as written.
+    """One or more real image files of every allowed format, each checked to decode as that format.
 
     Raises:
         AssertionError: A writer missed an allowed format or wrote a file Pillow reads as
@@ -276,12 +280,16 @@ def seed_files() -> list[Seed]:
     """
     image = photo()
     writers = _writers(image)
-    assert set(writers) == ALLOWED_FORMATS, set(writers) ^ ALLOWED_FORMATS
+    assert set(writers) == set(EXTENSIONS_BY_FORMAT), set(writers) ^ set(EXTENSIONS_BY_FORMAT)
     seeds = []
     for fmt, variants in writers.items():
         for name, write in variants:
             assert any(name.endswith(s) for s in EXTENSIONS_BY_FORMAT[fmt]), name
-            seeds.append(Seed(fmt, name, write()))
+            data = write()
+            with Image.open(io.BytesIO(data), formats=[_OPENED_AS.get(fmt, fmt)]) as written:
+                written.load()
+                assert written.format == fmt, (name, written.format)
+            seeds.append(Seed(fmt, name, data))
     return seeds
 
 
