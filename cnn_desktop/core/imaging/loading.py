@@ -3,7 +3,9 @@
 Everything that reads a user's image goes through :func:`load_image`, so one bad file gives an
 :class:`ImageLoadError` with a one-line reason and nothing else breaks. Only the Pillow plugins
 in :data:`ALLOWED_FORMATS` are ever asked to identify a file (the EPS plugin would run
-Ghostscript), and the pixel count in the header is checked before any pixel is decoded.
+Ghostscript), and the pixel count in the header is checked before any pixel is decoded (against
+:data:`MAX_PIXELS`, and against what the file's size can hold). No read asks for more than is
+left in the file, and a plugin's exception on a damaged file becomes an ``ImageLoadError``.
 """
 
 from __future__ import annotations
