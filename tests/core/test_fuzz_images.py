@@ -19,7 +19,14 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from benchmarks.fuzz_inputs import MUTATION_KINDS, Mutation, Seed, apply_mutations, seed_files
+from benchmarks.fuzz_inputs import (
+    MUTATION_KINDS,
+    Mutation,
+    Seed,
+    apply_mutations,
+    random_mutations,
+    seed_files,
+)
 from cnn_desktop.core.imaging import (
     EXTENSIONS_BY_FORMAT,
     ImageLoadError,
@@ -82,7 +89,13 @@ def test_damaged_files_of_every_format_load_or_fail_with_an_image_error(
     data: st.DataObject,
 ) -> None:
     seed = data.draw(st.sampled_from(seeds_by_format[fmt]), label="seed")
-    mutated = apply_mutations(seed, data.draw(mutation_lists, label="mutations"))
+    # Edits built by hypothesis (they shrink well) or drawn like the benchmark draws them
+    # (positions spread over the whole file, not clustered at its start).
+    like_the_benchmark = st.randoms(use_true_random=False).map(
+        lambda rng: random_mutations(rng, len(seed.data))
+    )
+    mutations = data.draw(st.one_of(mutation_lists, like_the_benchmark), label="mutations")
+    mutated = apply_mutations(seed, mutations)
     path = tmp_path / f"damaged{Path(seed.name).suffix}"
     path.write_bytes(mutated)
     capfd.readouterr()
