@@ -83,6 +83,7 @@ def _worker(conn: Connection, folder: str, memory_mb: int) -> None:
     stderr_path = Path(folder) / f"stderr-{os.getpid()}.txt"
     stderr_file = open(stderr_path, "w+b")  # noqa: SIM115  (open for the worker's life)
     os.dup2(stderr_file.fileno(), 2)
+    conn.send("ready")  # the warm-up's CPU time must not count against the first input
     while (job := conn.recv()) is not None:
         suffix, data = job
         path = Path(folder) / f"input-{os.getpid()}{suffix}"
@@ -110,6 +111,8 @@ class _Worker:
         )
         self.process.start()
         child.close()
+        if not self.conn.poll(300) or self.conn.recv() != "ready":
+            raise RuntimeError("a fuzz worker did not start")
         self.job: tuple[int, Seed, bytes] | None = None
         self.started = self.cpu_at_start = 0.0
 
@@ -160,13 +163,15 @@ class _Tally:
             self.peak_rss = {"mb": round(rss_kb / 1024, 1), **where}
         if stderr_text:
             counts["stderr"] += 1
-        if (outcome not in OUTCOMES[:2] or stderr_text) and len(self.saved) < self.keep:
+        kind = outcome if outcome not in OUTCOMES[:2] else "stderr" if stderr_text else None
+        # Up to ``keep`` inputs of each kind, so stderr-only ones never crowd out the others.
+        if kind and sum(entry["kind"] == kind for entry in self.saved) < self.keep:
             self.failures.mkdir(parents=True, exist_ok=True)
-            kind = outcome if outcome not in OUTCOMES[:2] else "stderr"
             file = self.failures / f"{index:07d}-{seed.format}-{kind}{Path(seed.name).suffix}"
             file.write_bytes(data)
             self.saved.append(
-                {**where, "file": str(file), "detail": detail[-600:], "stderr": stderr_text[:600]}
+                {**where, "kind": kind, "file": str(file), "detail": detail[-600:]}
+                | {"stderr": stderr_text[:600]}
             )
 
 
@@ -268,7 +273,7 @@ def main() -> None:
     parser.add_argument("--memory-mb", type=int, default=1024, help="memory limit per input")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--failures", type=Path, default=FAILURES)
-    parser.add_argument("--keep", type=int, default=200, help="most offending inputs saved")
+    parser.add_argument("--keep", type=int, default=200, help="most inputs saved per kind")
     parser.add_argument("--out", type=Path)
     parser.add_argument("--replay", type=Path, nargs="+")
     args = parser.parse_args()
