@@ -3,19 +3,22 @@
 Everything that reads a user's image goes through :func:`load_image`, so one bad file gives an
 :class:`ImageLoadError` with a one-line reason and nothing else breaks. Only the Pillow plugins
 in :data:`ALLOWED_FORMATS` are ever asked to identify a file (the EPS plugin would run
-Ghostscript), and the pixel count in the header is checked before any pixel is decoded.
+Ghostscript), and the pixel count in the header is checked before any pixel is decoded (against
+:data:`MAX_PIXELS`, and against what the file's size can hold). No read asks for more than is
+left in the file, and a plugin's exception on a damaged file becomes an ``ImageLoadError``.
 """
 
 from __future__ import annotations
 
 import contextlib
+import io
 import os
 import stat
 from collections.abc import Callable
 from pathlib import Path
 from typing import IO, TypeVar
 
-from PIL import Image, ImageFile, ImageOps
+from PIL import Image, ImageFile, ImageOps, TiffTags
 
 from cnn_desktop.core.imaging.decode_warnings import DECODE_WARNINGS_KEY, recording_warnings
 from cnn_desktop.core.imaging.formats import (
@@ -39,6 +42,21 @@ from cnn_desktop.core.imaging.warnings_lock import ignoring_warnings
 
 MAX_PIXELS: int = 120_000_000
 """Default limit on width × height, checked from the header before decoding."""
+
+MAX_COMPRESSION_RATIO: int = 2_000
+"""Above :data:`PIXELS_OF_ANY_FILE`, the pixel data a header claims (width × height × bytes
+per pixel) may be at most this many times the file's size. Real files stay far below it:
+photos compress 5–50 times, a flat-colour PNG about 1,000 times (deflate's limit), a blank
+1-bit fax page about 1,000 times. A small file that claims a huge image is truncated or
+damaged, and decoding it (a JPEG decoder fills the missing part with grey) would take seconds
+and hundreds of megabytes for nothing."""
+
+PIXELS_OF_ANY_FILE: int = 4096 * 4096
+"""Images up to this many pixels are decoded from a file of any size (a flat test card, an
+icon), since decoding them is quick."""
+
+_BITS_PER_PIXEL = {"1": 1, "L": 8, "P": 8, "LA": 16, "PA": 16, "La": 16, "RGB": 24, "YCbCr": 24}
+_BITS_PER_PIXEL |= {"LAB": 24, "HSV": 24, "I;16": 16, "I;16L": 16, "I;16B": 16, "I;16N": 16}
 
 _NOT_AN_IMAGE = "not an image file (or a format cnn-desktop does not read)"
 _CORRUPT = "image is truncated or corrupt"
@@ -75,6 +93,8 @@ def load_image(
         min_side: If given, a JPEG may be decoded at 1/2, 1/4 or 1/8 scale (much faster) as
             long as its shorter side stays at least ``min_side`` pixels.
         max_pixels: Refuse images whose header claims more than this many pixels.
+            Above :data:`PIXELS_OF_ANY_FILE`, a header claiming more than
+            :data:`MAX_COMPRESSION_RATIO` times the file's size in pixel data is refused too.
 
     Returns:
         A loaded ``RGB`` image that does not depend on the file.
@@ -96,10 +116,11 @@ def load_image(
         raise ImageLoadError("file is empty")
     try:
         native: list[str] = []  # libtiff's messages from C
-        with open(path, "rb") as fp, collecting_libtiff_messages(native):
+        with _BoundedReader(io.FileIO(path, "rb")) as fp, collecting_libtiff_messages(native):
             warned: list[str] = []
             with recording_warnings(warned):
                 im = _identify(fp, path)
+                _read_metadata_ahead(im)
             width, height = im.size
             if width <= 0 or height <= 0:
                 raise ImageLoadError(_CORRUPT)
@@ -107,6 +128,15 @@ def load_image(
                 raise ImageLoadError(
                     f"image is {width}×{height} = {width * height:,} pixels, "
                     f"over the limit of {max_pixels:,}"
+                )
+            claimed_bytes = width * height * _BITS_PER_PIXEL.get(im.mode, 32) // 8
+            if (
+                width * height > PIXELS_OF_ANY_FILE
+                and claimed_bytes > info.st_size * MAX_COMPRESSION_RATIO
+            ):
+                raise ImageLoadError(
+                    f"image claims {width}×{height} pixels but the file has only "
+                    f"{info.st_size:,} bytes: truncated or corrupt"
                 )
             if min_side is not None and min_side > 0 and im.format in ("JPEG", "MPO"):
                 im.draft("RGB", (min_side, min_side))
@@ -155,7 +185,9 @@ def _identify(fp: IO[bytes], path: Path) -> ImageFile.ImageFile:
             im = _quietly(factory, fp, os.fspath(path))
         except Image.DecompressionBombError as exc:
             raise ImageLoadError(f"image is too large to decode safely ({exc})") from exc
-        except (SyntaxError, IndexError, TypeError, ValueError, EOFError, OSError):
+        except MemoryError:
+            raise
+        except Exception:  # Plugins raise anything on a damaged header (NotImplementedError...).
             continue
         if im.format in ALLOWED_FORMATS:
             return im
@@ -170,6 +202,38 @@ def _identify(fp: IO[bytes], path: Path) -> ImageFile.ImageFile:
     if b"<svg" in head:
         raise ImageLoadError(f"unsupported image format SVG: {refused_reason('SVG')}")
     raise ImageLoadError(_NOT_AN_IMAGE)
+
+
+class _BoundedReader(io.BufferedReader):
+    """A file whose ``read(n)`` never asks for more bytes than are left in it.
+
+    Pillow's plugins read length fields straight from the header (``fp.read(length)``), and
+    Python allocates all ``n`` bytes before reading: a damaged 10 KB file claiming a 4 GB
+    block would need 4 GB of memory for a moment (a MemoryError under ``ulimit -v``).
+    """
+
+    def __init__(self, raw: io.FileIO) -> None:
+        super().__init__(raw)
+        self._file_size = os.fstat(raw.fileno()).st_size
+
+    def read(self, size: int | None = -1, /) -> bytes:
+        if size is not None and size > 0:
+            size = min(size, max(self._file_size - self.tell(), 0))
+        return super().read(size)
+
+
+def _read_metadata_ahead(im: ImageFile.ImageFile) -> None:
+    """Parse now, while warnings are recorded, the metadata Pillow would parse in ``load``.
+
+    Pillow's TIFF ``load`` reads the EXIF IFDs after the pixels, outside the recording
+    block (the pixel decode runs unlocked, in parallel); they are cached once read here.
+    """
+    if im.format == "TIFF":
+        with contextlib.suppress(Exception):
+            exif = im.getexif()
+            for key in TiffTags.TAGS_V2_GROUPS:
+                if key in exif:
+                    exif.get_ifd(key)
 
 
 def _candidate_formats(prefix: bytes, path: Path) -> list[str]:

@@ -109,43 +109,67 @@ def to_rgb(im: Image.Image) -> Image.Image:
         or (mode == "P" and im.palette is not None and im.palette.mode == "RGBA")
     )
     try:
-        if has_alpha:
+        if has_alpha:  # Pasted onto white through its own alpha: two images in memory, not four.
             rgba = im.convert("RGBA")
-            white = Image.new("RGBA", im.size, (255, 255, 255, 255))
-            return Image.alpha_composite(white, rgba).convert("RGB")
+            white = Image.new("RGB", im.size, (255, 255, 255))
+            white.paste(rgba, mask=rgba)
+            return white
         return im.convert("RGB")
     except ValueError as exc:
         raise PixelError(f"unsupported image mode {mode}") from exc
 
 
 def to_uint8(im: Image.Image) -> np.ndarray:
-    """A 16-bit, 32-bit integer or float single-channel image as uint8, by the policy."""
+    """A 16-bit, 32-bit integer or float single-channel image as uint8, by the policy.
+
+    Works through the rows in blocks, so a 100-megapixel frame needs about its own size in
+    extra memory, not eight times that in 64-bit temporaries.
+    """
     data = np.asarray(im)
+    out = np.empty(data.shape, np.uint8)
     if im.mode == "F":
-        values = data.astype(np.float64)
-        finite = values[np.isfinite(values)]
-        low, high = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 0.0)
-        values = np.nan_to_num(values, nan=low, posinf=high, neginf=low)
-        if low >= 0.0 and high <= 1.0:
-            scaled = values * 255.0  # Floats in [0, 1] are normalised intensities.
-        elif high > low:
-            scaled = (values - low) * (255.0 / (high - low))
-        else:
-            scaled = np.full(values.shape, 255.0 if low > 0 else 0.0)
-        out = np.clip(np.rint(scaled), 0, 255).astype(np.uint8)
+        low, high = _finite_range(data)
+        for rows in _row_blocks(data):
+            values = np.nan_to_num(data[rows].astype(np.float64), nan=low, posinf=high, neginf=low)
+            if low >= 0.0 and high <= 1.0:
+                scaled = values * 255.0  # Floats in [0, 1] are normalised intensities.
+            elif high > low:
+                scaled = (values - low) * (255.0 / (high - low))
+            else:
+                scaled = np.full(values.shape, 255.0 if low > 0 else 0.0)
+            out[rows] = np.clip(np.rint(scaled), 0, 255)
     else:
-        values = data.astype(np.int64)
-        low, high = (int(values.min()), int(values.max())) if values.size else (0, 0)
+        low, high = (int(data.min()), int(data.max())) if data.size else (0, 0)
         if high > low:
-            out = ((values - low) * 510 + (high - low)) // (2 * (high - low))  # rounded
+            for rows in _row_blocks(data):
+                values = data[rows].astype(np.int64)
+                out[rows] = ((values - low) * 510 + (high - low)) // (2 * (high - low))  # rounded
         else:  # Constant: scale by the type's full range.
             full = 65535 if im.mode.startswith("I;16") else 2**31 - 1
-            out = np.full(values.shape, np.clip(round(low * 255 / full), 0, 255))
-        out = out.astype(np.uint8)
+            out[...] = np.clip(round(low * 255 / full), 0, 255)
     transparent = im.info.get("transparency")
     if isinstance(transparent, int) and im.mode != "F":
         out[data == transparent] = 255  # Transparent pixels show the white background.
     return out
+
+
+_BLOCK_ELEMENTS = 1 << 18
+
+
+def _row_blocks(data: np.ndarray) -> list[slice]:
+    """Slices of whole rows of about 250,000 elements each."""
+    step = max(1, _BLOCK_ELEMENTS // max(1, data[0].size if len(data) else 1))
+    return [slice(start, start + step) for start in range(0, len(data), step)]
+
+
+def _finite_range(data: np.ndarray) -> tuple[float, float]:
+    """The smallest and largest finite value of a float array; (0, 0) when there is none."""
+    low, high = np.inf, -np.inf
+    for rows in _row_blocks(data):
+        finite = data[rows][np.isfinite(data[rows])]
+        if finite.size:
+            low, high = min(low, float(finite.min())), max(high, float(finite.max()))
+    return (low, high) if low <= high else (0.0, 0.0)
 
 
 def _first_line(exc: BaseException) -> str:
