@@ -9,7 +9,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 CORE = ROOT / "cnn_desktop" / "core"
-PACKAGES = ("imaging", "models", "inference", "explain", "training", "export")
+PACKAGES = ("imaging", "models", "inference", "explain", "training", "export", "review")
 
 
 def module_name(path: Path) -> str:

@@ -7,6 +7,7 @@ import json
 import sys
 
 from cnn_desktop.cli.common import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, fail
+from cnn_desktop.cli.progress import FractionBar
 
 
 def add_export_parser(commands: argparse._SubParsersAction) -> None:
@@ -54,7 +55,7 @@ def run_export(args: argparse.Namespace) -> int:
         check_export_output(args.out, source, args.force)
     except (BundleError, ExportError, PretrainedError) as exc:
         return fail(str(exc), EXIT_USAGE)
-    progress = _Progress(quiet=args.quiet)
+    progress = FractionBar("Exporting", quiet=args.quiet)
     try:
         try:
             result = export_model(
@@ -75,30 +76,6 @@ def run_export(args: argparse.Namespace) -> int:
         return fail("interrupted; nothing saved", EXIT_INTERRUPTED)
     _print_result(result, args.format)
     return EXIT_OK
-
-
-class _Progress:
-    """A progress bar on stderr, shown from the first report on (an early error stays alone)."""
-
-    def __init__(self, *, quiet: bool) -> None:
-        self.quiet, self.bar = quiet, None
-
-    def __call__(self, fraction: float, message: str) -> None:
-        if self.quiet:
-            return
-        if self.bar is None:
-            from cnn_desktop.cli.progress import progress_bar
-
-            self.bar = progress_bar(
-                total=1000, desc="Exporting", bar_format="{l_bar}{bar}| {postfix}"
-            )
-        self.bar.n = round(fraction * 1000)
-        self.bar.set_postfix_str(message)
-        self.bar.refresh()
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.close()
 
 
 def _print_result(result, fmt: str) -> None:

@@ -13,6 +13,7 @@ from cnn_desktop import __version__
 from cnn_desktop.cli.common import EXIT_OK, EXIT_USAGE
 from cnn_desktop.cli.explain import add_explain_parser
 from cnn_desktop.cli.export import add_export_parser
+from cnn_desktop.cli.review import add_review_parser
 
 MAX_BATCH_SIZE = 4096
 MAX_IMG_SIZE = 1024
@@ -82,6 +83,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_explain_parser(commands)
     add_export_parser(commands)
+    add_review_parser(commands)
 
     info = commands.add_parser("info", help="versions, devices and working ONNX providers")
     info.add_argument("--format", choices=("text", "json"), default="text")
@@ -193,4 +195,8 @@ def _run(argv: Sequence[str] | None) -> int:
         from cnn_desktop.cli.explain import run_explain
 
         return run_explain(args)
+    if args.command == "review":
+        from cnn_desktop.cli.review import run_review
+
+        return run_review(args)
     return EXIT_USAGE

@@ -76,3 +76,27 @@ class LineProgress:
         if text != self._last_text:
             self._last_text = text
             print(text, file=sys.stderr, flush=True)
+
+
+class FractionBar:
+    """A core ``progress(fraction, message)`` callback drawing a bar on stderr, shown from the
+    first report on (so that an early error stays alone on its line)."""
+
+    def __init__(self, desc: str, *, quiet: bool = False) -> None:
+        self.desc, self.quiet, self.bar = desc, quiet, None
+
+    def __call__(self, fraction: float, message: str) -> None:
+        if self.quiet:
+            return
+        if self.bar is None:
+            self.bar = progress_bar(
+                total=1000, desc=self.desc, bar_format="{l_bar}{bar}| {postfix}"
+            )
+        self.bar.n = round(fraction * 1000)
+        self.bar.set_postfix_str(message)
+        self.bar.refresh()
+
+    def close(self) -> None:
+        """End the bar (its last state stays visible)."""
+        if self.bar is not None:
+            self.bar.close()

@@ -39,6 +39,7 @@ from cnn_desktop.core.training import (
     scan_folder,
 )
 from cnn_desktop.gui import train_outcome as outcome
+from cnn_desktop.gui.review_panel import results_and_review
 from cnn_desktop.gui.runner import TaskHandle, TaskRunner
 from cnn_desktop.gui.state import Settings
 from cnn_desktop.gui.widgets.augment_preview import AugmentationChooser, preview_spec
@@ -82,8 +83,7 @@ class TrainPanel(QWidget):
             left.sizeHint().width() + scroll.verticalScrollBar().sizeHint().width()
         )
         right = QSplitter(Qt.Orientation.Vertical, self)
-        self.start_button = QPushButton("Start training", self)
-        self.start_button.clicked.connect(self.start)
+        self.start_button = QPushButton("Start training", self, clicked=self.start)
         self.cancel_button = QPushButton("Cancel", self)
         self.cancel_button.setToolTip("Stop after the current step and save the best model so far")
         self.cancel_button.clicked.connect(self.cancel)
@@ -96,7 +96,7 @@ class TrainPanel(QWidget):
         for name in ("show_image", "message", "error"):
             getattr(self.results, name).connect(getattr(self, name))
         self.results.use_model.connect(self._use_requested)
-        right.addWidget(self.results)
+        right.addWidget(results_and_review(self))
         splitter = QSplitter(self)
         splitter.addWidget(scroll)
         splitter.addWidget(right)
