@@ -252,8 +252,6 @@ def test_a_read_only_output_folder_is_an_error_before_any_work(
 ) -> None:
     """Root writes anywhere, so the refusal a read-only folder gives is injected where the
     run tries to create its files (the CLI test runs it for real as an unprivileged user)."""
-    from cnn_desktop.core.training import placement
-
     locked = tmp_path / "locked"
     locked.mkdir()
     make_folder = tempfile.mkdtemp
@@ -263,7 +261,7 @@ def test_a_read_only_output_folder_is_an_error_before_any_work(
             raise PermissionError(13, "Permission denied", str(dir))
         return make_folder(*args, dir=dir, **kwargs)
 
-    monkeypatch.setattr(placement.tempfile, "mkdtemp", mkdtemp)
+    monkeypatch.setattr(tempfile, "mkdtemp", mkdtemp)  # the output check's write test
     events = []
     monkeypatch.setattr(window.train_panel, "_on_event", events.append)
 
