@@ -23,6 +23,7 @@ from cnn_desktop.core.imaging import summarize_skipped
 from cnn_desktop.core.models import ModelBundle
 from cnn_desktop.core.tasks import CancelToken
 from cnn_desktop.gui import jobs
+from cnn_desktop.gui.error_reporting import FailedFiles
 from cnn_desktop.gui.state import ActiveModel
 
 
@@ -34,6 +35,7 @@ class _Batch:
 
     inputs: list[Path]
     cancel: CancelToken
+    failures: FailedFiles  # one summary in the notification bar, not one error per file
     to_list: bool = True
     skipped: list[tuple[Path, str]] = field(default_factory=list)  # summarised once listed
     found: bool = False  # an image or a problem was listed
@@ -140,7 +142,7 @@ class WindowClassification:
             widget.setVisible(True)
         generation = self._generation
         started = time.monotonic()
-        batch = _Batch(list(inputs), CancelToken())
+        batch = _Batch(list(inputs), CancelToken(), FailedFiles(self.notifications))
         handle = self.runner.submit(
             "Classify",
             jobs.classify_inputs(inputs, model, self.settings.top_k),
@@ -163,7 +165,7 @@ class WindowClassification:
         if isinstance(item, jobs.Listed):  # a part of the walk; the last one is complete
             self.results.add_pending(item.paths)
             for path, reason in item.problems:
-                self.notifications.error(f"{path}: {reason}")
+                batch.failures.add(str(path), reason)
             batch.skipped.extend(item.skipped)
             batch.found = batch.found or bool(item.paths or item.problems)
             if item.complete:
@@ -181,8 +183,8 @@ class WindowClassification:
             self.results.set_result(
                 item.path, item.predictions, item.error, item.thumbnail, item.model_serial
             )
-            if item.error is not None:
-                self.notifications.error(f"{item.path.name}: {item.error}")
+            if item.error is not None:  # also shown on its tile and in the results table
+                batch.failures.add(item.path.name, item.error)
             if self._focus is not None and self._focus.path == item.path:
                 top = item.predictions[0].index if item.predictions else None
                 self._show_focus(model, item.path, top)
@@ -196,6 +198,7 @@ class WindowClassification:
 
     def _classify_finished(self, batch: _Batch) -> None:
         self._batches = [b for b in self._batches if b is not batch]
+        batch.failures.finish()
         if not self._batches:
             for widget in (self.progress, self.progress_label, self.cancel_button):
                 widget.setVisible(False)
