@@ -114,7 +114,8 @@ class ReliabilityDiagram(QWidget):
         plot.hideButtons()
         plot.addLegend(offset=(8, 8), labelTextColor=foreground.name())  # top left: few bars
         dashed = pg.mkPen(foreground, width=1, style=Qt.PenStyle.DashLine)
-        plot.plot([0, 1], [0, 1], pen=dashed)  # where a calibrated model's bars end
+        diagonal = plot.plot([0, 1], [0, 1], pen=dashed)  # where a calibrated model's bars end
+        diagonal.setZValue(10)  # drawn over the bars, so it stays visible where they pass it
         for name, colour, title in (
             ("before", BEFORE_COLOUR, "before"),
             ("after", AFTER_COLOUR, "after"),
