@@ -35,7 +35,8 @@ def correct_feature_mean(
     progress: ProgressCallback = no_progress,
     cancel: CancelToken | None = None,
 ) -> onnx.ModelProto:
-    """``quantized`` with the mean per channel of ``tail_node``'s input moved back to float's.
+    """``quantized`` with the mean per channel of ``tail_node``'s (first) input moved back to
+    float's.
 
     Args:
         prepared: The float graph the quantizer was given (same node names).
@@ -47,10 +48,10 @@ def correct_feature_mean(
         cancel: Checked between batches.
 
     Returns:
-        ``quantized``, unchanged when ``tail_node`` is missing or reads more than one tensor.
+        ``quantized``, unchanged when ``tail_node`` is missing or reads nothing.
     """
     float_node, int8_node = _node(prepared, tail_node), _node(quantized, tail_node)
-    if float_node is None or int8_node is None or len(int8_node.input) != 1:
+    if float_node is None or int8_node is None or not int8_node.input:
         return quantized
     models = (
         (prepared, float_node.input[0]),

@@ -169,4 +169,6 @@ def _recipe_lines(report: dict[str, Any]) -> list[str]:
             f"{a['recipe']} {a['accuracy_change_points']:+.1f}" for a in budget["attempts"]
         )
         verdict = f"{'met' if budget['met'] else 'NOT met'}; tried {tried} points"
+        if not budget["met"]:
+            verdict += f"; one image is {100 / report['images']:.2f} points of {report['images']}"
     return [f"Recipe: {recipe} (accuracy budget {budget['points']} points: {verdict})"]

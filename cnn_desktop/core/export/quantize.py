@@ -78,6 +78,7 @@ class Recipe:
         return {
             "tool": f"onnxruntime.quantization {onnxruntime.__version__}",
             "format": "QDQ",
+            "calibration": self.calibration,
             "weights": "int8 per-channel" if self.per_channel else "int8 per-tensor",
             "activations": "uint8",
             "float_after_last_convolution": True,
@@ -90,11 +91,6 @@ MINMAX_CORRECTED = Recipe("min-max + mean correction", correct_mean=True)
 EARLY_FLOAT_CORRECTED = Recipe(
     "float first 9 + mean correction", float_first_convolutions=9, correct_mean=True
 )
-
-
-def quantization_settings() -> dict[str, Any]:
-    """How :data:`FAST` quantizes a graph (see :meth:`Recipe.settings`)."""
-    return FAST.settings()
 
 
 class _Batches:
