@@ -105,8 +105,10 @@ def export_model(
 
     INT8: the graph is quantized on half of the calibration images (the folder
     ``calibration``, else the validation split the model was trained with) and compared with
-    the float model on the other half; the report goes into the bundle's ``quantization.json``
-    and the spec's provenance says ``"precision": "int8"``.
+    the float model on the other half; when they are labelled and INT8 loses more than
+    :data:`ACCURACY_BUDGET_POINTS` of accuracy, the next recipe of the ladder is tried. The
+    report (recipe kept, every attempt) goes into the bundle's ``quantization.json`` and the
+    spec's provenance says ``"precision": "int8"``.
 
     Raises:
         ExportError: Bad output, no usable images, or a model that is already INT8.
