@@ -61,6 +61,10 @@ def test_int8_export_of_a_trained_model_without_torch_reports_parity(trained, tm
     assert lines[0].startswith("Held-out images: 9 (the validation split of ")
     assert any(line.startswith("Accuracy: float ") for line in lines)
     assert any(line.startswith("Speed: INT8 ") for line in lines)
+    assert any(
+        line.startswith("Recipe: min-max + mean correction (accuracy budget 0.5 points: met")
+        for line in lines
+    ), lines
     bundle = load_bundle(lines[-1])
     assert bundle.spec.provenance["precision"] == "int8"
     assert (bundle.path / "quantization.json").is_file()
@@ -82,6 +86,10 @@ def test_the_built_in_models_int8_export_classifies_like_it(photos, tmp_path, de
     report = result["report"]
     assert report["images"] + report["calibration_images"] == 5
     assert report["skipped_images"] == 1 and report["float_accuracy"] is None
+    # Without labels the budget cannot be checked: the fastest recipe is kept, and says so.
+    assert report["accuracy_budget"]["checked"] is False
+    assert len(report["accuracy_budget"]["attempts"]) == 1
+    assert report["quantization"]["recipe"]["correct_mean"] is True
     classified = run_lite("classify", photos["chelsea"], "--model", out, "--format", "json")
     assert classified.returncode == 0, classified.stderr
     assert json.loads(classified.stdout)["predictions"][0]["label"] in CATS

@@ -8,9 +8,14 @@ import json
 
 import numpy as np
 import onnx
+import onnxruntime as ort
 import pytest
 
 from cnn_desktop.core.export import QUANTIZATION_FILE, ExportError, export_model, report_lines
+from cnn_desktop.core.export import exporter as exporter_module
+from cnn_desktop.core.export.correction import correct_feature_mean
+from cnn_desktop.core.export.images import export_images
+from cnn_desktop.core.export.quantize import MINMAX_CORRECTED, Recipe, quantize_graph
 from cnn_desktop.core.imaging import load_and_preprocess
 from cnn_desktop.core.inference import OnnxClassifier
 from cnn_desktop.core.models import load_bundle
@@ -63,6 +68,56 @@ def test_the_parity_report_is_measured_on_held_out_validation_images_and_stored(
     assert stored == report
     text = "\n".join(report_lines(report))
     assert "Top-1 agreement with float" in text and "Accuracy: float" in text
+    # The first recipe of the ladder was within the accuracy budget, and says so.
+    assert report["quantization"]["recipe"]["name"] == MINMAX_CORRECTED.name
+    budget = report["accuracy_budget"]
+    assert budget["checked"] and budget["met"] and len(budget["attempts"]) == 1
+    assert f"Recipe: {MINMAX_CORRECTED.name} (accuracy budget 0.5 points: met; tried " in text
+
+
+def test_an_export_over_the_accuracy_budget_falls_back_to_the_next_recipe(
+    trained, tmp_path, monkeypatch
+):
+    _, source = trained
+    # One scale per weight tensor: the depthwise convolutions' small channels round to zero.
+    ruinous = Recipe("per-tensor weights", per_channel=False)
+    monkeypatch.setattr(exporter_module, "ACCURACY_LADDER", (ruinous, MINMAX_CORRECTED))
+    result = export_model(source, tmp_path / "int8", int8=True)
+    report = result.report
+    budget = report["accuracy_budget"]
+    assert [a["recipe"] for a in budget["attempts"]] == [ruinous.name, MINMAX_CORRECTED.name]
+    assert budget["attempts"][0]["accuracy_change_points"] < -0.5
+    assert budget["met"] and report["accuracy_change_points"] >= -0.5
+    assert report["quantization"]["recipe"]["name"] == MINMAX_CORRECTED.name
+    provenance = load_bundle(result.bundle.path).spec.provenance
+    assert provenance["quantization"]["recipe"]["name"] == MINMAX_CORRECTED.name
+    assert "tried per-tensor weights -" in "\n".join(report_lines(report))
+
+
+def test_the_mean_correction_gives_the_int8_features_the_float_mean(trained) -> None:
+    _, source = trained
+    images = export_images(source.spec, None).calibration
+    name = source.spec.input_name
+    uncorrected = quantize_graph(source.onnx_path, images, name, Recipe("plain"))
+    corrected = quantize_graph(source.onnx_path, images, name, MINMAX_CORRECTED)
+    original = onnx.load(str(source.onnx_path))
+    pool = next(node for node in original.graph.node if node.op_type == "GlobalAveragePool")
+    float_mean = _mean_of_input(original, pool.name, images, name)
+    before = _mean_of_input(uncorrected, pool.name, images, name)
+    after = _mean_of_input(corrected, pool.name, images, name)
+    assert np.abs(before - float_mean).max() > 1e-3  # INT8 shifts the features
+    assert np.abs(after - float_mean).max() < 1e-4  # and the correction removes the shift
+    # A graph without that node is returned as it was.
+    assert correct_feature_mean(original, uncorrected, "no such node", images, name) is uncorrected
+
+
+def _mean_of_input(model: onnx.ModelProto, node_name: str, images, input_name: str):
+    """The mean per channel of what the node ``node_name`` reads, over ``images``."""
+    node = next(n for n in model.graph.node if n.name == node_name)
+    model.graph.output.append(onnx.helper.make_tensor_value_info(node.input[0], 1, None))
+    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    values = session.run([node.input[0]], {input_name: images.astype(np.float32)})[0]
+    return values.mean(axis=(0, 2, 3))
 
 
 def test_a_labelled_calibration_folder_gives_accuracy_and_an_unlabelled_one_does_not(

@@ -18,9 +18,14 @@ from typing import Any
 
 import onnx
 
-from cnn_desktop.core.export.images import ExportError, export_images
+from cnn_desktop.core.export.images import ExportError, ExportImages, export_images
 from cnn_desktop.core.export.parity import QUANTIZATION_FILE, parity_report
-from cnn_desktop.core.export.quantize import quantization_settings, quantize_graph, surviving_layers
+from cnn_desktop.core.export.quantize import (
+    ACCURACY_LADDER,
+    Recipe,
+    quantize_graph,
+    surviving_layers,
+)
 from cnn_desktop.core.models.bundle import (
     BUNDLE_SUFFIX,
     BundleError,
@@ -32,6 +37,7 @@ from cnn_desktop.core.models.target import check_bundle_target
 from cnn_desktop.core.tasks import CancelToken, ProgressCallback, no_progress
 
 INT8_SUFFIX = " (INT8)"
+ACCURACY_BUDGET_POINTS = 0.5
 _COPIED_FILES = ("history.json", "metrics.json", QUANTIZATION_FILE)
 
 
@@ -99,8 +105,10 @@ def export_model(
 
     INT8: the graph is quantized on half of the calibration images (the folder
     ``calibration``, else the validation split the model was trained with) and compared with
-    the float model on the other half; the report goes into the bundle's ``quantization.json``
-    and the spec's provenance says ``"precision": "int8"``.
+    the float model on the other half; when they are labelled and INT8 loses more than
+    :data:`ACCURACY_BUDGET_POINTS` of accuracy, the next recipe of the ladder is tried. The
+    report (recipe kept, every attempt) goes into the bundle's ``quantization.json`` and the
+    spec's provenance says ``"precision": "int8"``.
 
     Raises:
         ExportError: Bad output, no usable images, or a model that is already INT8.
@@ -151,24 +159,8 @@ def _quantize(
 ) -> tuple[dict[str, Any], onnx.ModelProto, ModelSpec]:
     spec = source.spec
     images = export_images(spec, calibration, progress=_scaled(progress, 0.0, 0.15), cancel=cancel)
-    proto = quantize_graph(
-        source.onnx_path,
-        images.calibration,
-        spec.input_name,
-        progress=_scaled(progress, 0.15, 0.7),
-        cancel=cancel,
-    )
-    report = parity_report(
-        str(source.onnx_path),
-        proto.SerializeToString(),
-        spec,
-        images.held_out,
-        images.held_out_labels,
-        fixed_batch=source.batch_size,
-        progress=_scaled(progress, 0.7, 0.97),
-        cancel=cancel,
-    )
-    settings = quantization_settings()
+    proto, report, budget = _within_budget(source, images, progress, cancel)
+    settings = report.pop("recipe").settings()
     report = {
         "source": images.source,
         "calibration_images": len(images.calibration),
@@ -176,6 +168,7 @@ def _quantize(
         **report,
         "float_model": str(source.path),
         "quantization": settings,
+        "accuracy_budget": budget,
     }
     layers = surviving_layers(spec.layers, onnx.load(str(source.onnx_path)).graph, proto.graph)
     name = spec.name if spec.name.endswith(INT8_SUFFIX) else spec.name + INT8_SUFFIX
@@ -187,3 +180,70 @@ def _quantize(
     }
     int8_spec = dataclasses.replace(spec, name=name[:200], layers=layers, provenance=provenance)
     return report, proto, int8_spec
+
+
+def _within_budget(
+    source: ModelBundle,
+    images: ExportImages,
+    progress: ProgressCallback,
+    cancel: CancelToken | None,
+) -> tuple[onnx.ModelProto, dict[str, Any], dict[str, Any]]:
+    """The fastest recipe of the ladder that loses at most the accuracy budget.
+
+    Each recipe is quantized and measured on the held-out images in turn; the first within
+    :data:`ACCURACY_BUDGET_POINTS` is kept. Without labels the accuracy cannot be checked and
+    the first (fastest) recipe is kept; when none is within budget, the one that lost least.
+
+    Returns:
+        The chosen graph, its parity report (with its ``recipe``), and the budget's record:
+        ``points``, ``checked``, ``met``, and each ``attempt`` (recipe, accuracy change,
+        agreement, speed-up).
+    """
+    spec, share = source.spec, 0.82 / len(ACCURACY_LADDER)
+    tried: list[tuple[onnx.ModelProto, dict[str, Any]]] = []
+    for step, recipe in enumerate(ACCURACY_LADDER):
+        start = 0.15 + share * step
+        proto = quantize_graph(
+            source.onnx_path,
+            images.calibration,
+            spec.input_name,
+            recipe,
+            progress=_scaled(progress, start, start + 0.6 * share),
+            cancel=cancel,
+        )
+        report = parity_report(
+            str(source.onnx_path),
+            proto.SerializeToString(),
+            spec,
+            images.held_out,
+            images.held_out_labels,
+            fixed_batch=source.batch_size,
+            progress=_scaled(progress, start + 0.6 * share, start + share),
+            cancel=cancel,
+        )
+        tried.append((proto, {**report, "recipe": recipe}))
+        change = report["accuracy_change_points"]
+        if change is None or change >= -ACCURACY_BUDGET_POINTS:
+            break
+        if step + 1 < len(ACCURACY_LADDER):
+            next_name = ACCURACY_LADDER[step + 1].name
+            progress(start + share, f"INT8 lost {-change:.1f} points; trying {next_name}…")
+    proto, report = max(tried, key=lambda item: item[1]["accuracy_change_points"] or 0.0)
+    checked = report["accuracy_change_points"] is not None
+    budget = {
+        "points": ACCURACY_BUDGET_POINTS,
+        "checked": checked,
+        "met": checked and report["accuracy_change_points"] >= -ACCURACY_BUDGET_POINTS,
+        "attempts": [_attempt(found) for _, found in tried],
+    }
+    return proto, report, budget
+
+
+def _attempt(report: dict[str, Any]) -> dict[str, Any]:
+    recipe: Recipe = report["recipe"]
+    return {
+        "recipe": recipe.name,
+        "accuracy_change_points": report["accuracy_change_points"],
+        "top1_agreement": report["top1_agreement"],
+        "int8_speedup": report["speed"]["int8_speedup"],
+    }

@@ -147,9 +147,28 @@ def report_lines(report: dict[str, Any]) -> list[str]:
     else:
         lines.append("Accuracy: not measured (the images' classes are unknown)")
     speed = report["speed"]
+    lines += _recipe_lines(report)
     lines.append(
         f"Speed: INT8 {speed['int8_speedup']:.2f}x float ({speed['int8_s_per_batch'] * 1000:.0f} "
         f"vs {speed['float_s_per_batch'] * 1000:.0f} ms per batch of {speed['batch']}, "
         f"{speed['threads']} thread{'s' if speed['threads'] != 1 else ''})"
     )
     return lines
+
+
+def _recipe_lines(report: dict[str, Any]) -> list[str]:
+    """Which recipe was kept, and what the accuracy budget made of the ones tried."""
+    recipe = report.get("quantization", {}).get("recipe", {}).get("name")
+    budget = report.get("accuracy_budget")
+    if recipe is None or budget is None:
+        return []
+    if not budget["checked"]:
+        verdict = "not checked: the images' classes are unknown"
+    else:
+        tried = ", ".join(
+            f"{a['recipe']} {a['accuracy_change_points']:+.1f}" for a in budget["attempts"]
+        )
+        verdict = f"{'met' if budget['met'] else 'NOT met'}; tried {tried} points"
+        if not budget["met"]:
+            verdict += f"; one image is {100 / report['images']:.2f} points of {report['images']}"
+    return [f"Recipe: {recipe} (accuracy budget {budget['points']} points: {verdict})"]
