@@ -10,12 +10,18 @@ import sys
 from cnn_desktop.cli.common import EXIT_FAILED, EXIT_OK, EXIT_USAGE, fail, open_model
 
 PROGRESS_THRESHOLD = 4
+UNKNOWN_MARK = "unknown — none of these; the closest classes:"
 
 
 def run_classify(args: argparse.Namespace) -> int:
     """Classify files and folders, printing one result per image as a table, JSON or CSV."""
     from cnn_desktop.core.imaging import collect_image_paths, summarize_skipped
-    from cnn_desktop.core.inference import BackendError, ImageResult, classify_paths
+    from cnn_desktop.core.inference import (
+        BackendError,
+        ImageResult,
+        choose_detector,
+        classify_paths,
+    )
     from cnn_desktop.core.models import BundleError, PretrainedError
 
     paths, problems, skipped = collect_image_paths(args.paths)
@@ -32,12 +38,16 @@ def run_classify(args: argparse.Namespace) -> int:
         _, classifier = open_model(args.model, args.backend, args.device)
     except (BundleError, BackendError, PretrainedError) as exc:
         return fail(str(exc), EXIT_USAGE)
+    if why_not := choose_detector(classifier, args.unknown)[1]:
+        print(f"cnn-desktop: note: {why_not}", file=sys.stderr)  # "unknown" is then null
 
     writer = _ResultWriter(args.format, args.top_k, verbose=args.verbose)
     failures = [ImageResult(path=p, error=reason) for p, reason in problems]
     for result in failures:
         writer.write(result)
-    results = classify_paths(paths, classifier, top_k=args.top_k, batch_size=args.batch_size)
+    results = classify_paths(
+        paths, classifier, top_k=args.top_k, batch_size=args.batch_size, unknown=args.unknown
+    )
     bar = None
     if len(paths) > PROGRESS_THRESHOLD and not args.quiet:
         from cnn_desktop.cli.progress import progress_bar
@@ -72,7 +82,7 @@ class _ResultWriter:
         self.verbose = verbose
         self.csv = csv.writer(sys.stdout) if fmt == "csv" else None
         if self.csv is not None:
-            self.csv.writerow(["path", "rank", "label", "index", "confidence", "error"])
+            self.csv.writerow(["path", "rank", "label", "index", "confidence", "error", "unknown"])
 
     def write(self, result: object) -> None:
         from cnn_desktop.core.inference import ImageResult
@@ -82,13 +92,17 @@ class _ResultWriter:
             print(json.dumps(result.to_dict(), ensure_ascii=False), flush=True)
         elif self.csv is not None:
             if result.error is not None:
-                self.csv.writerow([result.path, "", "", "", "", result.error])
+                self.csv.writerow([result.path, "", "", "", "", result.error, ""])
+            verdict = "" if result.unknown is None else str(result.unknown).lower()
             for rank, p in enumerate(result.predictions, 1):
-                self.csv.writerow([result.path, rank, p.label, p.index, f"{p.confidence:.6f}", ""])
+                confidence = f"{p.confidence:.6f}"
+                self.csv.writerow([result.path, rank, p.label, p.index, confidence, "", verdict])
         else:
             print(str(result.path))
             if result.error is not None:
                 print(f"    error: {result.error}")
+            if result.unknown:
+                print(f"    {UNKNOWN_MARK}")
             for p in result.predictions:
                 print(f"    {p.confidence * 100:6.2f}%  {p.label}")
             if self.verbose:

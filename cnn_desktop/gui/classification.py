@@ -173,7 +173,12 @@ class WindowClassification:
             if model is None or item.model_serial != model.serial:
                 return
             self.results.set_result(
-                item.path, item.predictions, item.error, item.thumbnail, item.model_serial
+                item.path,
+                item.predictions,
+                item.error,
+                item.thumbnail,
+                item.model_serial,
+                unknown=item.unknown,
             )
             if item.error is not None:
                 self.notifications.error(f"{item.path.name}: {item.error}")
