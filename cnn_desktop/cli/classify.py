@@ -13,6 +13,7 @@ from typing import Any
 from cnn_desktop.cli.common import EXIT_FAILED, EXIT_OK, EXIT_USAGE, fail, open_model
 
 PROGRESS_THRESHOLD = 4
+UNKNOWN_MARK = "unknown — none of these; the closest classes:"
 
 
 def run_classify(args: argparse.Namespace) -> int:
@@ -22,7 +23,7 @@ def run_classify(args: argparse.Namespace) -> int:
     of a folder of 100,000 files appear within seconds and memory does not grow with it.
     """
     from cnn_desktop.core.imaging import summarize_skipped
-    from cnn_desktop.core.inference import BackendError, classify_paths
+    from cnn_desktop.core.inference import BackendError, choose_detector, classify_paths
     from cnn_desktop.core.models import BundleError, PretrainedError
 
     writer = _ResultWriter(args.format, args.top_k, verbose=args.verbose)
@@ -40,9 +41,15 @@ def run_classify(args: argparse.Namespace) -> int:
             _, classifier = open_model(args.model, args.backend, args.device)
         except (BundleError, BackendError, PretrainedError) as exc:
             return fail(str(exc), EXIT_USAGE)
+        if why_not := choose_detector(classifier, args.unknown)[1]:
+            print(f"cnn-desktop: note: {why_not}", file=sys.stderr)  # "unknown" is then null
         failures = 0
         results = classify_paths(
-            walk.images_from(first), classifier, top_k=args.top_k, batch_size=args.batch_size
+            walk.images_from(first),
+            classifier,
+            top_k=args.top_k,
+            batch_size=args.batch_size,
+            unknown=args.unknown,
         )
         for result in results:
             writer.write(result)
@@ -140,19 +147,23 @@ class _ResultWriter:
 
         assert isinstance(result, ImageResult)
         if self.csv is not None and self._header_due:
-            self.csv.writerow(["path", "rank", "label", "index", "confidence", "error"])
+            self.csv.writerow(["path", "rank", "label", "index", "confidence", "error", "unknown"])
             self._header_due = False
         if self.format == "json":
             print(json.dumps(result.to_dict(), ensure_ascii=False), flush=True)
         elif self.csv is not None:
             if result.error is not None:
-                self.csv.writerow([result.path, "", "", "", "", result.error])
+                self.csv.writerow([result.path, "", "", "", "", result.error, ""])
+            verdict = "" if result.unknown is None else str(result.unknown).lower()
             for rank, p in enumerate(result.predictions, 1):
-                self.csv.writerow([result.path, rank, p.label, p.index, f"{p.confidence:.6f}", ""])
+                confidence = f"{p.confidence:.6f}"
+                self.csv.writerow([result.path, rank, p.label, p.index, confidence, "", verdict])
         else:
             print(str(result.path))
             if result.error is not None:
                 print(f"    error: {result.error}")
+            if result.unknown:
+                print(f"    {UNKNOWN_MARK}")
             for p in result.predictions:
                 print(f"    {p.confidence * 100:6.2f}%  {p.label}")
             if self.verbose:

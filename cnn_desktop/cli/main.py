@@ -48,6 +48,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="images per inference call (default: 8 on CPU, 32 on GPU)",
     )
     classify.add_argument("--format", choices=("table", "json", "csv"), default="table")
+    classify.add_argument(
+        "--unknown",
+        choices=("auto", "off"),
+        default="auto",
+        help="auto: mark images like none of the classes unknown, with the model's detector "
+        "(trained models have one); off: never",
+    )
     classify.add_argument("--quiet", action="store_true", help="no progress bar")
     classify.add_argument(
         "--verbose",

@@ -103,6 +103,8 @@ def _report_result(event) -> int:
         print(f"{result.metrics['evaluation_set']} accuracy: {evaluation['accuracy']:.1%}")
     if (calibration := result.metrics.get("calibration") or {}).get("images"):
         print(_calibration_line(calibration))
+    if unknown := result.metrics.get("unknown"):
+        print(_unknown_line(unknown))
     print(str(result.bundle.path))
     if not result.export_verified:
         return fail("the ONNX export does not match the PyTorch model", EXIT_FAILED)
@@ -119,6 +121,17 @@ def _calibration_line(calibration: dict) -> str:
     if test.get("images"):
         line += f"; test {test['ece_before']:.3f} → {test['ece_after']:.3f}"
     return line + ")"
+
+
+def _unknown_line(unknown: dict) -> str:
+    """``unknown detector: keeps 95.0% of validation images (test: 4.8% marked unknown)``,
+    or why the model has none."""
+    if unknown.get("method") is None:
+        return f"unknown detector: none ({unknown.get('reason', 'not fitted')})"
+    line = f"unknown detector: keeps {unknown['validation_keep_rate']:.1%} of validation images"
+    if test := unknown.get("test"):
+        line += f" (test: {test['rate']:.1%} marked unknown)"
+    return line
 
 
 def _show(event, bar, quiet: bool):

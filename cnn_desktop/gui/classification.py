@@ -181,7 +181,12 @@ class WindowClassification:
             if model is None or item.model_serial != model.serial:
                 return
             self.results.set_result(
-                item.path, item.predictions, item.error, item.thumbnail, item.model_serial
+                item.path,
+                item.predictions,
+                item.error,
+                item.thumbnail,
+                item.model_serial,
+                unknown=item.unknown,
             )
             if item.error is not None:  # also shown on its tile and in the results table
                 batch.failures.add(item.path.name, item.error)

@@ -1,4 +1,5 @@
-"""Filtering and sorting the gallery: by label, by confidence, errors; name/label/confidence."""
+"""Filtering and sorting the gallery: by label, by confidence, errors, unknown images;
+name/label/confidence."""
 
 from __future__ import annotations
 
@@ -42,7 +43,8 @@ class GalleryFilterModel(QSortFilterProxyModel):
     Filters (all must pass): a label substring (case-insensitive; top-1 only unless
     :meth:`set_match_top_k`), a minimum top-1 confidence, and an error mode
     (``"all"``, ``"only"``: only failed images, where the text matches the error message,
-    ``"hide"``). Pending images pass only while no label or confidence filter is set. Sorting
+    ``"hide"``), and "unknown only" (images the model's unknown detector found like none of
+    its classes). Pending images pass only while no label or confidence filter is set. Sorting
     by name, label or confidence puts failed, then pending images last in either direction;
     "order added" is the source's order, untouched (nothing moves as results arrive).
     Filtering and sorting are dynamic: a result that arrives is placed (or hidden) at once.
@@ -57,6 +59,7 @@ class GalleryFilterModel(QSortFilterProxyModel):
         self._top_k = False
         self._min_confidence = 0.0
         self._errors = ERRORS_ALL
+        self._unknown_only = False
         self._key = "order added"
         self.setDynamicSortFilter(True)
 
@@ -83,6 +86,11 @@ class GalleryFilterModel(QSortFilterProxyModel):
         return self._errors
 
     @property
+    def unknown_only(self) -> bool:
+        """Whether only images marked unknown are shown."""
+        return self._unknown_only
+
+    @property
     def sort_key(self) -> str:
         """One of :data:`SORT_KEYS`."""
         return self._key
@@ -104,6 +112,10 @@ class GalleryFilterModel(QSortFilterProxyModel):
         if mode not in (ERRORS_ALL, ERRORS_ONLY, ERRORS_HIDDEN):
             raise ValueError(f"unknown error mode {mode!r}")
         self._change_filter("_errors", mode)
+
+    def set_unknown_only(self, enabled: bool) -> None:
+        """Show only images the model's unknown detector marked unknown ("none of these")."""
+        self._change_filter("_unknown_only", bool(enabled))
 
     def set_sort_key(self, key: str, order: Qt.SortOrder | None = None) -> None:
         """Sort by ``key`` (see :data:`SORT_KEYS`); confidence is descending by default."""
@@ -141,6 +153,8 @@ class GalleryFilterModel(QSortFilterProxyModel):
         if self._entries is None:
             return True
         entry = self._entries.entry(source_row)
+        if self._unknown_only and not (entry.unknown and entry.error is None):
+            return False
         if entry.error is not None:
             if self._errors == ERRORS_HIDDEN:
                 return False
@@ -187,7 +201,8 @@ def _label_key(entry: ImageEntry) -> str:
 
 
 class GalleryFilterBar(QWidget):
-    """Filter text, minimum confidence, sort key and "Errors only" above the gallery."""
+    """Filter text, minimum confidence, sort key, "Errors only" and "Unknown only" above the
+    gallery."""
 
     def __init__(self, proxy: GalleryFilterModel, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -207,6 +222,11 @@ class GalleryFilterBar(QWidget):
         for key, title in SORT_KEYS.items():
             self.sort.addItem(f"Sort: {title}", key)
         self.errors_only = QCheckBox("Errors only", self)
+        self.unknown_only = QCheckBox("Unknown only", self)
+        self.unknown_only.setToolTip(
+            "Show only images the model finds like none of its classes (models you train "
+            "have an unknown detector; the built-in model has none)"
+        )
         self.count = QLabel(self)
         layout = QHBoxLayout(self)
         layout.setContentsMargins(4, 2, 4, 2)
@@ -216,12 +236,14 @@ class GalleryFilterBar(QWidget):
         layout.addWidget(self.confidence_label)
         layout.addWidget(self.sort)
         layout.addWidget(self.errors_only)
+        layout.addWidget(self.unknown_only)
         layout.addWidget(self.count)
 
         self.text.textChanged.connect(proxy.set_label_filter)
         self.confidence.valueChanged.connect(self._confidence_changed)
         self.sort.currentIndexChanged.connect(self._sort_changed)
         self.errors_only.toggled.connect(self._errors_toggled)
+        self.unknown_only.toggled.connect(proxy.set_unknown_only)
         for signal in (proxy.rowsInserted, proxy.rowsRemoved, proxy.modelReset):
             signal.connect(self.update_count)
         proxy.filter_changed.connect(self.update_count)
@@ -245,6 +267,7 @@ class GalleryFilterBar(QWidget):
         self._show_confidence(self.confidence.value())
         self.sort.setCurrentIndex(max(self.sort.findData(self.proxy.sort_key), 0))
         self.errors_only.setChecked(self.proxy.error_mode == ERRORS_ONLY)
+        self.unknown_only.setChecked(self.proxy.unknown_only)
         self.update_count()
 
     def _confidence_changed(self, percent: int) -> None:

@@ -42,13 +42,15 @@ class Listed:
 @dataclass(frozen=True)
 class Classified:
     """One image's outcome, with a thumbnail ready for the UI, and the serial of the model
-    (:attr:`ActiveModel.serial`) that gave it."""
+    (:attr:`ActiveModel.serial`) that gave it; ``unknown`` is the model's unknown verdict
+    (None when it has no detector)."""
 
     path: Path
     predictions: tuple[Prediction, ...]
     error: str | None
     thumbnail: QImage | None
     model_serial: int
+    unknown: bool | None = None
 
 
 def load_model(model_path: str | None, backend: str, device: str):
@@ -95,7 +97,9 @@ def classify_inputs(
             ):
                 thumb = pil_to_qimage(result.thumbnail) if result.thumbnail is not None else None
                 context.emit(
-                    Classified(result.path, result.predictions, result.error, thumb, serial)
+                    Classified(
+                        result.path, result.predictions, result.error, thumb, serial, result.unknown
+                    )
                 )
                 count += 1
                 listed = max(walk.images, count)

@@ -25,6 +25,8 @@ class ImageEntry:
 
     ``model_serial`` is the :attr:`ActiveModel.serial` of the model that gave the
     predictions (None while pending): class indices only mean something to that model.
+    ``unknown`` is True when the model's unknown detector found the image like none of its
+    classes (the predictions are the closest ones), None when it decided nothing.
     """
 
     path: Path
@@ -34,6 +36,7 @@ class ImageEntry:
     pending: bool = True
     extra: dict[str, Any] = field(default_factory=dict)
     model_serial: int | None = None
+    unknown: bool | None = None
 
     @property
     def top1(self) -> Prediction | None:
@@ -48,7 +51,11 @@ class ImageEntry:
         if self.pending:
             return f"{name}\nclassifying…"
         top = self.top1
-        return f"{name}\n{top.label} — {top.confidence:.1%}" if top else name
+        if top is None:
+            return name
+        if self.unknown:
+            return f"{name}\nUnknown (closest: {top.label} — {top.confidence:.1%})"
+        return f"{name}\n{top.label} — {top.confidence:.1%}"
 
 
 class ResultsModel(QAbstractListModel):
@@ -125,13 +132,17 @@ class ResultsModel(QAbstractListModel):
         error: str | None,
         thumbnail: QImage | None,
         model_serial: int | None = None,
+        unknown: bool | None = None,
     ) -> None:
-        """Fill in a row with its outcome (adding it if needed)."""
+        """Fill in a row with its outcome (adding it if needed); ``unknown``: the model's
+        unknown verdict, if it has a detector."""
         if path not in self._rows:
             self.add_pending([path])
         old = self._entries[self._rows[path]]
         thumbnail = thumbnail or old.thumbnail
-        entry = ImageEntry(path, thumbnail, predictions, error, False, model_serial=model_serial)
+        entry = ImageEntry(
+            path, thumbnail, predictions, error, False, model_serial=model_serial, unknown=unknown
+        )
         self._replace(path, entry)
 
     def _replace(self, path: Path, entry: ImageEntry) -> None:

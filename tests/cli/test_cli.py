@@ -104,7 +104,7 @@ def test_csv_output_parses_with_one_row_per_class_and_errors_in_their_column(
     result = run_cli("classify", photos["chelsea"], missing, "--format", "csv", "--top-k", "2")
     assert result.returncode == 1
     rows = list(csv.reader(io.StringIO(result.stdout)))
-    assert rows[0] == ["path", "rank", "label", "index", "confidence", "error"]
+    assert rows[0] == ["path", "rank", "label", "index", "confidence", "error", "unknown"]
     body = [dict(zip(rows[0], row, strict=True)) for row in rows[1:]]
     cat_rows = [r for r in body if r["path"] == str(photos["chelsea"])]
     assert [r["rank"] for r in cat_rows] == ["1", "2"]

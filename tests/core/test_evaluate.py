@@ -18,7 +18,15 @@ from cnn_desktop.core.training.evaluate import (
 )
 from tests.datasets import write_photo_dataset
 
-JSON_KEYS = {"accuracy", "classes", "per_class", "confusion_matrix", "errors", "misclassified"}
+JSON_KEYS = {
+    "accuracy",
+    "classes",
+    "per_class",
+    "confusion_matrix",
+    "errors",
+    "misclassified",
+    "unknown",  # None: the built-in model has no unknown detector
+}
 
 
 def test_metrics_match_a_hand_computed_example() -> None:
@@ -105,6 +113,7 @@ def test_builtin_model_scores_real_photos_by_class_name(default_bundle, photo_ev
 def test_json_report_has_exactly_the_cli_keys(photo_evaluation: Evaluation) -> None:
     report = json.loads(json.dumps(photo_evaluation.to_dict()))
     assert set(report) == JSON_KEYS
+    assert report["unknown"] is None
     assert report["classes"] == photo_evaluation.classes
     assert set(report["per_class"]) == set(report["classes"])
     for metrics in report["per_class"].values():

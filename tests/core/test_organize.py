@@ -276,15 +276,16 @@ def test_csv_round_trips_tricky_labels(tmp_path: Path) -> None:
     assert tuple(header) == CSV_COLUMNS
     assert len(lines) == len(rows)
     for row, line in zip(rows[:-1], lines, strict=False):
-        path, label, confidence, top5, error = line
-        assert path == str(row.path)
+        path, label, confidence, top5, error, unknown = line
+        assert path == str(row.path) and unknown == ""  # no detector decided it
         assert read_cell(label) == row.predictions[0].label
         assert float(confidence) == pytest.approx(0.75)
         assert parse_top5(top5) == [(p.label, p.confidence) for p in row.predictions]
         assert error == ""
     formula = lines[TRICKY.index('=HYPERLINK("http://x")')]
     assert formula[1].startswith("'=") and formula[3].startswith("'=")  # never run as formula
-    assert lines[-1] == [str(tmp_path / "broken.jpg"), "", "", "", "image is truncated, or corrupt"]
+    broken = [str(tmp_path / "broken.jpg"), "", "", "", "image is truncated, or corrupt", ""]
+    assert lines[-1] == broken
     assert not [p for p in tmp_path.iterdir() if p.name.endswith(".part")]
 
 

@@ -16,9 +16,11 @@ from cnn_desktop.core.inference.results import (
     write_results_csv,
 )
 from cnn_desktop.core.inference.sysinfo import system_info
+from cnn_desktop.core.inference.unknown import UNKNOWN_MODES, choose_detector
 
 __all__ = [
     "CPU_BATCH_SIZE",
+    "UNKNOWN_MODES",
     "BackendError",
     "Classifier",
     "ImageResult",
@@ -26,6 +28,7 @@ __all__ = [
     "Prediction",
     "SortCancelled",
     "SortReport",
+    "choose_detector",
     "classify_paths",
     "cpu_threads",
     "open_classifier",

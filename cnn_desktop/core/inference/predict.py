@@ -23,6 +23,7 @@ from cnn_desktop.core.imaging.loading import ImageLoadError, load_image
 from cnn_desktop.core.imaging.preprocess import decode_min_side, preprocess_image
 from cnn_desktop.core.inference.backends.base import Classifier
 from cnn_desktop.core.inference.devices import cpu_threads
+from cnn_desktop.core.inference.unknown import choose_detector, scored_inference
 from cnn_desktop.core.models.spec import ModelSpec
 from cnn_desktop.core.tasks import Cancelled, CancelToken, ProgressCallback, no_progress
 
@@ -48,6 +49,10 @@ class ImageResult:
 
     ``warnings`` are what the decoder reported about a damaged but readable file (a corrupt
     EXIF block, an unreadable colour profile); the image was still classified.
+
+    ``unknown`` is the model's unknown detector's verdict: True when the image is like none
+    of the classes (the predictions are then the closest classes), False when it is one of
+    them, None when it was not decided (no detector, or ``unknown="off"``).
     """
 
     path: Path
@@ -55,6 +60,7 @@ class ImageResult:
     error: str | None = None
     thumbnail: Image.Image | None = None
     warnings: tuple[str, ...] = ()
+    unknown: bool | None = None
 
     @property
     def ok(self) -> bool:
@@ -67,6 +73,7 @@ class ImageResult:
             return {"path": str(self.path), "error": self.error}
         data: dict[str, object] = {
             "path": str(self.path),
+            "unknown": self.unknown,
             "predictions": [
                 {"label": p.label, "index": p.index, "confidence": round(p.confidence, 6)}
                 for p in self.predictions
@@ -212,6 +219,7 @@ def classify_paths(
     thumbnail_size: int | None = None,
     progress: ProgressCallback = no_progress,
     cancel: CancelToken | None = None,
+    unknown: str = "auto",
 ) -> Iterator[ImageResult]:
     """Classify image files, yielding one :class:`ImageResult` per path, in order.
 
@@ -225,12 +233,16 @@ def classify_paths(
             (made from the same decode).
         progress: Called with (fraction done, message) after each batch.
         cancel: Checked between images; raises :class:`Cancelled` when set.
+        unknown: ``"auto"``: decide ``unknown`` with the model's detector when it has one
+            (and the backend can run it); ``"off"``: never (``unknown`` stays None).
     """
     names = classifier.spec.class_names
+    detector, _why_not = choose_detector(classifier, unknown)
+    infer = classifier.predict if detector is None else scored_inference(classifier, detector)
     for raw in run_on_paths(
         paths,
         classifier.spec,
-        classifier.predict,
+        infer,
         batch_size=batch_size or suggested_batch_size(classifier),
         workers=workers,
         thumbnail_size=thumbnail_size,
@@ -239,9 +251,14 @@ def classify_paths(
     ):
         if raw.output is None:
             yield ImageResult(path=raw.path, error=raw.error)
-        else:
-            top = top_predictions(raw.output, names, top_k)
-            yield ImageResult(raw.path, top, thumbnail=raw.thumbnail, warnings=raw.warnings)
+            continue
+        probabilities, verdict = raw.output, None
+        if detector is not None:
+            probabilities, verdict = raw.output[:-1], bool(raw.output[-1] > detector.threshold)
+        top = top_predictions(probabilities, names, top_k)
+        yield ImageResult(
+            raw.path, top, thumbnail=raw.thumbnail, warnings=raw.warnings, unknown=verdict
+        )
 
 
 def _infer_or_error(

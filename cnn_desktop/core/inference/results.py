@@ -25,7 +25,7 @@ MAX_FOLDER_CHARS = 100
 MAX_FOLDER_BYTES = 200  # most file systems allow 255 bytes per name; leave room for " (N)"
 MAX_NAME_ATTEMPTS = 10_000
 UNLABELLED = "unlabelled"
-CSV_COLUMNS = ("path", "top1_label", "top1_confidence", "top5", "error")
+CSV_COLUMNS = ("path", "top1_label", "top1_confidence", "top5", "error", "unknown")
 
 _FORBIDDEN_CHARS = re.compile(r'[<>:"/\\|?*\x00-\x1f\x7f]')  # Windows' list + C0 controls
 _WINDOWS_RESERVED = re.compile(r"(CON|PRN|AUX|NUL|CONIN\$|CONOUT\$|(COM|LPT)[0-9¹²³])", re.I)
@@ -262,15 +262,19 @@ class _PredictionLike(Protocol):
 
 
 class ResultRowLike(Protocol):
-    """Anything with a path, top predictions and an error (ImageResult, ImageEntry…)."""
+    """Anything with a path, top predictions, an error and the unknown verdict (True, False,
+    or None when undecided) (ImageResult, ImageEntry…)."""
 
     path: Path
     predictions: Sequence[_PredictionLike]
     error: str | None
+    unknown: bool | None
 
 
 def write_results_csv(rows: Iterable[ResultRowLike], path: Path) -> int:
-    """Write one line per image: path, top-1 label and confidence, top-5, error.
+    """Write one line per image: path, top-1 label and confidence, top-5, error, unknown
+    (``true`` when the model's unknown detector found the image like none of its classes,
+    the labels then being the closest ones; ``false``; empty when undecided).
 
     The file is UTF-8 *with* a byte-order mark: Excel reads a BOM-less CSV in the system's
     legacy code page and garbles every non-ASCII label, while LibreOffice, Numbers, Google
@@ -306,6 +310,7 @@ def write_results_csv(rows: Iterable[ResultRowLike], path: Path) -> int:
                         f"{top.confidence:.6f}" if top else "",
                         _cell(";".join(_top5_item(p) for p in row.predictions[:5])),
                         _cell(row.error or ""),
+                        _verdict(getattr(row, "unknown", None)),
                     ]
                 )
                 count += 1
@@ -315,6 +320,10 @@ def write_results_csv(rows: Iterable[ResultRowLike], path: Path) -> int:
     finally:
         temp.unlink(missing_ok=True)
     return count
+
+
+def _verdict(unknown: bool | None) -> str:
+    return "" if unknown is None else str(bool(unknown)).lower()
 
 
 def _cell(text: str) -> str:

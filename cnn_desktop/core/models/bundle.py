@@ -1,5 +1,6 @@
-"""Model bundles: ``NAME.cnnmodel/`` folders holding ``model.onnx``, ``model.json`` and
-``weights.safetensors``, and lone self-describing ``.onnx`` files.
+"""Model bundles: ``NAME.cnnmodel/`` folders holding ``model.onnx``, ``model.json``,
+``weights.safetensors`` and ``unknown.safetensors`` (the unknown detector, for trained models),
+and lone self-describing ``.onnx`` files.
 
 Saves are atomic: the bundle is written complete in a hidden sibling folder, then swapped
 in (:func:`~cnn_desktop.core.imaging.files.replace_folder`), so at every instant the name holds
@@ -16,7 +17,7 @@ import json
 import os
 import shutil
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +49,7 @@ from cnn_desktop.core.models.spec import (
     ModelSpec,
     SpecError,
 )
+from cnn_desktop.core.models.unknown import UNKNOWN_FILE, UnknownDetector, read_detector
 
 BUNDLE_SUFFIX = ".cnnmodel"
 ONNX_FILE = "model.onnx"
@@ -67,6 +69,9 @@ class ModelBundle:
         weights_path: The safetensors weights for further training, when present.
         batch_size: The batch size the graph was exported with when it is fixed (a foreign
             model exported with input ``[1, 3, H, W]``), None when the batch is dynamic.
+        unknown: The unknown ("none of these") detector fitted when the model was trained
+            (``unknown.safetensors``), None when it has none (the built-in model, a lone
+            ``.onnx`` file, a model trained before detectors existed).
     """
 
     path: Path
@@ -74,6 +79,7 @@ class ModelBundle:
     onnx_path: Path
     weights_path: Path | None
     batch_size: int | None = None
+    unknown: UnknownDetector | None = field(default=None, compare=False, repr=False)
 
     @property
     def name(self) -> str:
@@ -112,6 +118,7 @@ def save_bundle(
     onnx_model: onnx.ModelProto | bytes,
     weights: Mapping[str, np.ndarray] | None = None,
     extra_json: Mapping[str, Any] | None = None,
+    unknown: UnknownDetector | None = None,
 ) -> ModelBundle:
     """Write a bundle atomically and return it, validated.
 
@@ -121,6 +128,7 @@ def save_bundle(
         onnx_model: The ONNX graph, as a proto or serialized bytes.
         weights: Trainable weights as numpy arrays (saved with safetensors), if any.
         extra_json: Extra JSON files to write, by file name (``history.json`` ...).
+        unknown: The unknown detector to store (``unknown.safetensors``), if any.
 
     Raises:
         BundleError: The model could not be written; any previous bundle is left intact.
@@ -134,7 +142,7 @@ def save_bundle(
         with folder_lock(target.parent):
             tidy_interrupted_replace(target)
             existed = os.path.lexists(target)
-            _write_and_swap(target, spec, proto, weights, extra_json)
+            _write_and_swap(target, spec, proto, weights, extra_json, unknown)
     except OSError as exc:
         raise BundleError(save_failure_message(target, exc, target if existed else None)) from exc
     return load_bundle(target)
@@ -188,6 +196,7 @@ def _write_and_swap(
     proto: onnx.ModelProto,
     weights: Mapping[str, np.ndarray] | None,
     extra_json: Mapping[str, Any] | None,
+    unknown: UnknownDetector | None = None,
 ) -> None:
     """Write the bundle into a fresh hidden sibling folder, then swap it in for ``target``.
 
@@ -199,6 +208,8 @@ def _write_and_swap(
         _write_file(staging / SPEC_FILE, spec.to_json().encode("utf-8"))
         if weights is not None:
             _write_weights(staging / WEIGHTS_FILE, weights)
+        if unknown is not None:
+            _write_file(staging / UNKNOWN_FILE, unknown.to_bytes())
         for file_name, content in (extra_json or {}).items():
             text = json.dumps(content, indent=2, ensure_ascii=False)
             _write_file(staging / Path(file_name).name, text.encode("utf-8"))
@@ -287,12 +298,15 @@ def _load_folder(folder: Path) -> ModelBundle:
     has_weights = os.path.lexists(weights_path)
     if has_weights:
         _check_safetensors(weights_path)
+    unknown_path = folder / UNKNOWN_FILE
+    unknown = read_detector(unknown_path, proto) if os.path.lexists(unknown_path) else None
     return ModelBundle(
         path=folder,
         spec=spec,
         onnx_path=onnx_path,
         weights_path=weights_path if has_weights else None,
         batch_size=batch_size,
+        unknown=unknown,
     )
 
 

@@ -29,21 +29,10 @@ from cnn_desktop.core.inference.predict import (
     run_on_paths,
 )
 from cnn_desktop.core.models.bundle import ModelBundle
+from cnn_desktop.core.models.unknown import embedding_tensor, embedding_width
 from cnn_desktop.core.tasks import CancelToken, ProgressCallback, no_progress
 
 DEFAULT_CACHE_LIMIT_BYTES = 2 * 1024**3
-
-
-class EmbeddingError(RuntimeError):
-    """The model has no pooled-feature tensor to use as an embedding."""
-
-
-def embedding_tensor(proto: onnx.ModelProto) -> str:
-    """Name of the tensor feeding the classifier (the input of the last Gemm/MatMul)."""
-    for node in reversed(proto.graph.node):
-        if node.op_type in ("Gemm", "MatMul"):
-            return node.input[0]
-    raise EmbeddingError("this model has no final fully connected layer to take embeddings from")
 
 
 class EmbeddingModel:
@@ -60,18 +49,8 @@ class EmbeddingModel:
             proto.SerializeToString(), session_options(1), device
         )
         self.uses_gpu = self.session.get_providers()[0] != "CPUExecutionProvider"
-        self.width = self._width(proto)
+        self.width = embedding_width(proto)
         self.key = self._model_key(bundle)
-
-    def _width(self, proto: onnx.ModelProto) -> int:
-        """Length of an embedding (the classifier's input width)."""
-        gemm = next(n for n in reversed(proto.graph.node) if n.op_type in ("Gemm", "MatMul"))
-        weights = {t.name: t for t in proto.graph.initializer}
-        weight = weights.get(gemm.input[1])
-        if weight is None:
-            return 0
-        trans_b = next((a.i for a in gemm.attribute if a.name == "transB"), 0)
-        return int(weight.dims[1] if trans_b else weight.dims[0])
 
     def _model_key(self, bundle: ModelBundle) -> str:
         spec = bundle.spec.to_dict()

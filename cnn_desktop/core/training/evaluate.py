@@ -38,6 +38,9 @@ class Evaluation:
         misclassified: ``{"path", "true", "predicted", "confidence"}`` per wrong prediction,
             most confident first.
         errors: ``{"path", "error"}`` per image that could not be evaluated.
+        unknown: ``{"images", "rate", "accuracy_of_known"}``: how many evaluated images the
+            model's unknown detector marked unknown, their share, and the accuracy of the
+            others; None when it decided nothing (no detector, or it was off).
     """
 
     classes: list[str]
@@ -46,6 +49,7 @@ class Evaluation:
     confusion_matrix: list[list[int]]
     misclassified: list[dict[str, Any]] = field(default_factory=list)
     errors: list[dict[str, str]] = field(default_factory=list)
+    unknown: dict[str, Any] | None = None
 
     @property
     def count(self) -> int:
@@ -68,6 +72,7 @@ class Evaluation:
             },
             "confusion_matrix": [list(row) for row in self.confusion_matrix],
             "errors": [dict(error) for error in self.errors],
+            "unknown": dict(self.unknown) if self.unknown is not None else None,
             "misclassified": [
                 {**item, "confidence": round(item["confidence"], _DECIMALS)}
                 for item in self.misclassified
@@ -81,6 +86,8 @@ class Evaluation:
         else:
             correct = sum(self.confusion_matrix[i][i] for i in range(len(self.classes)))
             lines = [f"Accuracy: {self.accuracy:.2%} ({correct} of {self.count} images)", ""]
+            if self.unknown is not None:
+                lines[-1:-1] = [_unknown_line(self.unknown, self.count)]
             lines += _per_class_lines(self.classes, self.per_class)
             lines.append("")
             if len(self.classes) <= MAX_MATRIX_CLASSES:
@@ -104,6 +111,25 @@ class Evaluation:
             lines += [f"  {item['path']}: {item['error']}" for item in self.errors[:_LISTED]]
             lines += _more(len(self.errors))
         return "\n".join(lines)
+
+
+def _unknown_line(unknown: dict[str, Any], count: int) -> str:
+    known = unknown["accuracy_of_known"]
+    rest = f"; accuracy of the others {known:.2%}" if known is not None else ""
+    return f"Unknown (none of these): {unknown['rate']:.2%} ({unknown['images']} of {count}){rest}"
+
+
+def unknown_summary(flags: Sequence[bool], correct: Sequence[bool]) -> dict[str, Any]:
+    """``{"images", "rate", "accuracy_of_known"}`` of the unknown verdicts ``flags`` and
+    whether each top prediction was right (``correct``)."""
+    flags_array = np.asarray(flags, bool)
+    kept = ~flags_array
+    right = np.asarray(correct, bool)
+    return {
+        "images": int(flags_array.sum()),
+        "rate": round(float(flags_array.mean()), _DECIMALS) if flags_array.size else 0.0,
+        "accuracy_of_known": round(float(right[kept].mean()), _DECIMALS) if kept.any() else None,
+    }
 
 
 def _per_class_lines(classes: list[str], per_class: dict[str, dict[str, Any]]) -> list[str]:
@@ -232,6 +258,7 @@ def evaluate_items(
             reason = f"class '{classes[label]}' is not one of the model's classes"
             errors.append({"path": str(path), "error": reason})
     outcomes: list[tuple[Path, int, int, float]] = []  # (path, true, predicted, confidence)
+    verdicts: list[bool | None] = []
     results = classify_paths(
         [path for path, _ in known],
         classifier,
@@ -246,6 +273,7 @@ def evaluate_items(
         else:
             top = result.predictions[0]
             outcomes.append((path, true_index, top.index, top.confidence))
+            verdicts.append(result.unknown)
     shown = sorted(
         {model_index[name] for name in classes if name in model_index}
         | {predicted for _, _, predicted, _ in outcomes}
@@ -268,6 +296,10 @@ def evaluate_items(
         for path, true, predicted, confidence in mistakes
     ]
     evaluation.errors = errors
+    if verdicts and None not in verdicts:
+        evaluation.unknown = unknown_summary(
+            [bool(v) for v in verdicts], [true == guess for _, true, guess, _ in outcomes]
+        )
     return evaluation
 
 

@@ -40,6 +40,7 @@ from cnn_desktop.core.training.linear_head import (
 )
 from cnn_desktop.core.training.output import finish
 from cnn_desktop.core.training.splits import Split, balanced_sample_weights, class_weights
+from cnn_desktop.core.training.unknown import fit_unknown_detector
 
 WARNING = "Warning: "  # how the model cache's progress messages mark what a person must read
 EMBEDDINGS_KEPT = (
@@ -261,6 +262,10 @@ def train_head(
         temperature=calibration["temperature"],
     )
     proto = graph_with_new_head(bundle, calibrated.weight, calibrated.bias)
+    # The unknown detector: the backbone's embeddings are the graph's, so no extra pass.
+    unknown = fit_unknown_detector(
+        x_train, y_train, calibrated.probabilities(x_val), x_val, config.seed
+    )
     evaluation = None
     if len(y_val) and not split.test:
         # The validation images' embeddings are at hand: score the best head on them (the
@@ -290,5 +295,6 @@ def train_head(
         training=training,
         evaluation=evaluation,
         calibration=calibration,
+        unknown=unknown,
         checked_against="the calibrated head on the backbone's embeddings",
     )

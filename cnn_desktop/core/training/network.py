@@ -19,10 +19,11 @@ from cnn_desktop.core.models.export import export_onnx
 from cnn_desktop.core.models.pretrained import default_spec, load_pretrained_model
 from cnn_desktop.core.models.spec import ModelSpec
 from cnn_desktop.core.models.torch_random import PrivateRandom
+from cnn_desktop.core.models.unknown import embedding_width
 from cnn_desktop.core.models.zoo import build_model, choose_input, visualisable_layers
 from cnn_desktop.core.tasks import Cancelled, CancelToken
 from cnn_desktop.core.training.augment import build_augmentation
-from cnn_desktop.core.training.calibration import calibrate
+from cnn_desktop.core.training.calibration import calibrate, softmax
 from cnn_desktop.core.training.config import (
     BACKBONE_LR_FACTOR,
     LABEL_SMOOTHING,
@@ -50,6 +51,7 @@ from cnn_desktop.core.training.loop import (
 from cnn_desktop.core.training.output import finish
 from cnn_desktop.core.training.placement import checkpoint_path
 from cnn_desktop.core.training.splits import Split, balanced_sample_weights, class_weights
+from cnn_desktop.core.training.unknown import fit_unknown_detector
 
 
 def scratch_spec(report: ScanReport, split: Split, config: TrainConfig) -> ModelSpec:
@@ -261,11 +263,31 @@ def train_network(
     if micro.size is not None:
         training["images_per_forward_pass"] = micro.size  # after running out of memory
     # Calibrate on the validation logits; the export divides the logits by T before its softmax.
-    calibration = calibrate(*validation_logits(model, val_loader, device, micro))
+    yield TrainEvent("export", message="Fitting the unknown detector…", fraction=0.0)
+    classes = len(report.classes)
+    val_features, val_logits, val_labels = _embeddings_and_logits(
+        model, val_loader, device, micro, classes
+    )
+    calibration = calibrate(val_logits, val_labels)
     spec = dataclasses.replace(spec, temperature=calibration["temperature"])
+    train_images = ImageFolderDataset(split.train, spec, root=report.root)  # not augmented
+    unaugmented = make_loader(train_images, config.batch_size, shuffle=False, seed=config.seed)
+    train_features, _, train_labels = _embeddings_and_logits(
+        model, unaugmented, device, micro, classes
+    )
     yield TrainEvent("export", message="Exporting the model to ONNX…", fraction=0.0)
     model = model.cpu().eval()
     proto, spec = export_onnx(model, spec, visualisable_layers(model))
+    unknown = fit_unknown_detector(
+        train_features,
+        train_labels,
+        softmax(val_logits, spec.temperature),
+        val_features,
+        config.seed,
+    )
+    if unknown[0] is not None and unknown[0].width != embedding_width(proto):
+        reason = "the exported graph's embedding is not the last linear layer's input"
+        unknown = (None, {"method": None, "reason": reason})
     weights = {k: v.detach().cpu().numpy() for k, v in model.state_dict().items()}
 
     def reference(batch: np.ndarray) -> np.ndarray:
@@ -286,9 +308,40 @@ def train_network(
         cancelled=cancelled,
         training=training,
         calibration=calibration,
+        unknown=unknown,
     )
     if not cancelled:
         resume_file.unlink(missing_ok=True)
+
+
+class _WithEmbeddings(nn.Module):
+    """A classifier whose output is its logits followed by its embedding, the input of its
+    last linear layer (the tensor the exported graph's final ``Gemm`` takes)."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+        self.last = [m for m in model.modules() if isinstance(m, nn.Linear)][-1]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        seen: list[torch.Tensor] = []
+        hook = self.last.register_forward_pre_hook(lambda _m, args: seen.append(args[0]))
+        try:
+            logits = self.model(x).float()
+        finally:
+            hook.remove()
+        return torch.cat([logits, seen[-1].flatten(1).float()], dim=1)
+
+
+def _embeddings_and_logits(
+    model: nn.Module, loader: Any, device: torch.device, micro: MicroBatch, classes: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Embeddings ``[N, D]``, raw logits ``[N, classes]`` and labels of a loader's images,
+    in one pass (out of memory halves the part sizes, as in evaluation)."""
+    joined, labels = validation_logits(_WithEmbeddings(model), loader, device, micro)
+    if not len(labels):
+        return np.zeros((0, 0), np.float32), np.zeros((0, classes), np.float32), labels
+    return joined[:, classes:], joined[:, :classes], labels
 
 
 def _kept(resume_file: Path, state: dict[str, Any]) -> str:

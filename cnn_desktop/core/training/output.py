@@ -32,6 +32,7 @@ from cnn_desktop.core.models.bundle import (
     save_failure_message,
 )
 from cnn_desktop.core.models.spec import ModelSpec
+from cnn_desktop.core.models.unknown import UnknownDetector
 from cnn_desktop.core.training.calibration import calibration_summary, logits_from_probabilities
 from cnn_desktop.core.training.config import TrainConfig, TrainEvent, TrainResult
 from cnn_desktop.core.training.dataset import ScanReport
@@ -156,6 +157,7 @@ def finish(
     training: dict[str, Any],
     evaluation: Evaluation | None = None,
     calibration: dict[str, Any] | None = None,
+    unknown: tuple[UnknownDetector | None, dict[str, Any]] | None = None,
     checked_against: str = "PyTorch",
 ) -> Iterator[TrainEvent]:
     """Save the bundle (``proto`` and ``weights``), verify the graph against ``reference`` and
@@ -171,6 +173,10 @@ def finish(
     and the graph are both calibrated by it); with a test split, its ``test`` summary is
     measured here on the saved graph.
 
+    ``unknown`` is the unknown detector fitted on the training and validation outputs and
+    its ``metrics.json`` block; it is saved with the model (when fitted), and with a test
+    split the block gains the share of test images it marks unknown.
+
     Raises:
         BundleError: The model could not be written (``no space left on device while saving
             …``); a model that was at ``out`` is unchanged and no working folder is left.
@@ -178,10 +184,13 @@ def finish(
     metrics: dict[str, Any] = {"training": training}
     if calibration is not None:
         metrics["calibration"] = dict(calibration)
+    detector = unknown[0] if unknown is not None else None
+    if unknown is not None:
+        metrics["unknown"] = dict(unknown[1])
 
     def save(path: Path) -> ModelBundle:
         extra = {"history.json": history, "metrics.json": metrics}
-        return save_bundle(path, spec, proto, weights=weights, extra_json=extra)
+        return save_bundle(path, spec, proto, weights=weights, extra_json=extra, unknown=detector)
 
     def verify(bundle: ModelBundle) -> None:
         classifier = OnnxClassifier(bundle, "cpu")
@@ -195,6 +204,8 @@ def finish(
         if found is not None:
             metrics["evaluation"] = found.to_dict()
             metrics["evaluation_set"] = "test" if split.test else "validation"
+        if split.test and found is not None and found.unknown is not None:
+            metrics["unknown"]["test"] = found.unknown
         if calibration is not None and split.test:
             metrics["calibration"]["test"] = held_out_calibration(
                 classifier, split.test, calibration["temperature"]

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import numpy as np
+import onnx
 import onnxruntime as ort
 
 from cnn_desktop.core.inference.backends.base import BackendError, softmax
@@ -22,6 +23,7 @@ from cnn_desktop.core.inference.devices import (
     onnx_provider_status,
 )
 from cnn_desktop.core.models.bundle import ModelBundle
+from cnn_desktop.core.models.unknown import embedding_tensor
 
 
 def choose_providers(device: str) -> list[str]:
@@ -122,6 +124,8 @@ class OnnxClassifier:
     A graph exported with a fixed batch size (``[1, 3, H, W]``) is only ever run on batches
     of exactly that size: larger batches are split, and the last one is padded with zeros
     whose rows are dropped. ``notice`` is non-empty when CUDA failed and the CPU runs it.
+    A bundle with an unknown detector also gets its embedding as a second output, for
+    :meth:`predict_with_embeddings`.
     """
 
     backend = "onnx"
@@ -129,10 +133,15 @@ class OnnxClassifier:
     def __init__(self, bundle: ModelBundle, device: str = "auto", threads: int = 1) -> None:
         self.bundle = bundle
         self.spec = bundle.spec
+        model: str | bytes = str(bundle.onnx_path)
+        self.embedding_output: str | None = None
+        if bundle.unknown is not None:  # the graph is checked: load_bundle read it
+            proto = onnx.load(model)
+            self.embedding_output = embedding_tensor(proto)
+            proto.graph.output.append(onnx.ValueInfoProto(name=self.embedding_output))
+            model = proto.SerializeToString()
         try:
-            self.session, self.notice = create_session(
-                str(bundle.onnx_path), session_options(threads), device
-            )
+            self.session, self.notice = create_session(model, session_options(threads), device)
         except BackendError:
             raise
         except Exception as exc:  # ORT raises its own exception types for bad graphs
@@ -151,6 +160,23 @@ class OnnxClassifier:
         return run_in_fixed_batches(lambda chunk: [self._run(chunk)], batch, self.fixed_batch_size)[
             0
         ]
+
+    def predict_with_embeddings(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Class probabilities ``[N, classes]`` and embeddings ``[N, D]`` (the input of the
+        final fully connected layer) of a batch; only for a bundle with an unknown detector."""
+        if self.embedding_output is None:
+            raise BackendError(f"{self.bundle.path.name} has no unknown detector")
+        batch = np.ascontiguousarray(batch, np.float32)
+        names = [self.spec.output_name, self.embedding_output]
+
+        def run(chunk: np.ndarray) -> list[np.ndarray]:
+            outputs = self.session.run(names, {self.spec.input_name: chunk})
+            probs = np.asarray(outputs[0], dtype=np.float32)
+            probs = probs if self.spec.output_is_probability else softmax(probs)
+            return [probs, np.asarray(outputs[1], np.float32).reshape(len(chunk), -1)]
+
+        probabilities, embeddings = run_in_fixed_batches(run, batch, self.fixed_batch_size)
+        return probabilities, embeddings
 
     def _run(self, batch: np.ndarray) -> np.ndarray:
         outputs = self.session.run([self.spec.output_name], {self.spec.input_name: batch})
