@@ -37,7 +37,9 @@ def run_classify(args: argparse.Namespace) -> int:
     failures = [ImageResult(path=p, error=reason) for p, reason in problems]
     for result in failures:
         writer.write(result)
-    results = classify_paths(paths, classifier, top_k=args.top_k, batch_size=args.batch_size)
+    results = classify_paths(
+        paths, classifier, top_k=args.top_k, batch_size=args.batch_size, tta=args.tta
+    )
     bar = None
     if len(paths) > PROGRESS_THRESHOLD and not args.quiet:
         from cnn_desktop.cli.progress import progress_bar

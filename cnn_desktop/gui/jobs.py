@@ -64,9 +64,15 @@ def load_model(model_path: str | None, backend: str, device: str):
 
 
 def classify_inputs(
-    inputs: Sequence[Path], model: ActiveModel, top_k: int, batch_size: int | None = None
+    inputs: Sequence[Path],
+    model: ActiveModel,
+    top_k: int,
+    batch_size: int | None = None,
+    *,
+    tta: bool = False,
 ):
-    """A job that expands files/folders, then streams :class:`Listed` and :class:`Classified`."""
+    """A job that expands files/folders, then streams :class:`Listed` and :class:`Classified`
+    (with ``tta``, probabilities averaged over the test-time augmentation views)."""
 
     serial = model.serial
 
@@ -83,6 +89,7 @@ def classify_inputs(
             thumbnail_size=THUMBNAIL_SIZE,
             progress=context.progress,
             cancel=context.cancel,
+            tta=tta,
         ):
             thumb = pil_to_qimage(result.thumbnail) if result.thumbnail is not None else None
             context.emit(Classified(result.path, result.predictions, result.error, thumb, serial))

@@ -22,6 +22,7 @@ from cnn_desktop.core.imaging.loading import ImageLoadError, load_image
 from cnn_desktop.core.imaging.preprocess import decode_min_side, preprocess_image
 from cnn_desktop.core.inference.backends.base import Classifier
 from cnn_desktop.core.inference.devices import cpu_threads
+from cnn_desktop.core.inference.tta import averaged_probabilities, tta_views
 from cnn_desktop.core.models.spec import ModelSpec
 from cnn_desktop.core.tasks import Cancelled, CancelToken, ProgressCallback, no_progress
 
@@ -30,6 +31,7 @@ from cnn_desktop.core.tasks import Cancelled, CancelToken, ProgressCallback, no_
 CPU_BATCH_SIZE = 8
 GPU_BATCH_SIZE = 32
 _Decoded = tuple[np.ndarray, "Image.Image | None", tuple[str, ...]]
+Preprocess = Callable[[Image.Image, ModelSpec], np.ndarray]
 
 
 @dataclass(frozen=True)
@@ -108,13 +110,15 @@ def default_workers() -> int:
     return min(8, cpu_threads())
 
 
-def _decode(path: Path, spec: ModelSpec, thumbnail_size: int | None) -> _Decoded:
+def _decode(
+    path: Path, spec: ModelSpec, thumbnail_size: int | None, preprocess: Preprocess
+) -> _Decoded:
     image = load_image(path, min_side=max(decode_min_side(spec), thumbnail_size or 0))
     thumbnail = None
     if thumbnail_size:
         thumbnail = image.copy()
         thumbnail.thumbnail((thumbnail_size, thumbnail_size), Image.Resampling.BILINEAR)
-    return preprocess_image(image, spec), thumbnail, decode_warnings(image)
+    return preprocess(image, spec), thumbnail, decode_warnings(image)
 
 
 @dataclass(frozen=True)
@@ -138,6 +142,7 @@ def run_on_paths(
     thumbnail_size: int | None = None,
     progress: ProgressCallback = no_progress,
     cancel: CancelToken | None = None,
+    preprocess: Preprocess = preprocess_image,
 ) -> Iterator[RawOutput]:
     """Decode image files and run ``infer`` on batches of them, yielding rows in input order.
 
@@ -146,7 +151,8 @@ def run_on_paths(
     while another infers, with no oversubscription. At most ``workers + 1`` batches are in
     flight, so memory stays flat for folders of any size. Unreadable files become rows with an
     error, and so does every image of a batch whose ``infer`` call fails or returns the wrong
-    number of rows; neither stops the run.
+    number of rows; neither stops the run. ``preprocess`` turns a decoded image into what
+    ``infer`` takes one row of (``tta_views`` gives a row of views).
     """
     items = [Path(p) for p in paths]
     total = len(items)
@@ -162,7 +168,7 @@ def run_on_paths(
             halt.raise_if_cancelled()
             if cancel is not None:
                 cancel.raise_if_cancelled()
-            decoded.append((path, _decode_or_error(path, spec, thumbnail_size)))
+            decoded.append((path, _decode_or_error(path, spec, thumbnail_size, preprocess)))
         tensors = [item[0] for _, item in decoded if not isinstance(item, str)]
         outputs, failure = _infer_or_error(infer, tensors)
         rows, row = [], 0
@@ -206,6 +212,7 @@ def classify_paths(
     thumbnail_size: int | None = None,
     progress: ProgressCallback = no_progress,
     cancel: CancelToken | None = None,
+    tta: bool = False,
 ) -> Iterator[ImageResult]:
     """Classify image files, yielding one :class:`ImageResult` per path, in order.
 
@@ -219,17 +226,23 @@ def classify_paths(
             (made from the same decode).
         progress: Called with (fraction done, message) after each batch.
         cancel: Checked between images; raises :class:`Cancelled` when set.
+        tta: Average the probabilities over the test-time augmentation views
+            (:mod:`cnn_desktop.core.inference.tta`); ``batch_size`` still counts images.
     """
     names = classifier.spec.class_names
+    infer, preprocess = classifier.predict, preprocess_image
+    if tta:
+        infer, preprocess = averaged_probabilities(classifier.predict), tta_views
     for raw in run_on_paths(
         paths,
         classifier.spec,
-        classifier.predict,
+        infer,
         batch_size=batch_size or suggested_batch_size(classifier),
         workers=workers,
         thumbnail_size=thumbnail_size,
         progress=progress,
         cancel=cancel,
+        preprocess=preprocess,
     ):
         if raw.output is None:
             yield ImageResult(path=raw.path, error=raw.error)
@@ -261,9 +274,11 @@ def _infer_or_error(
     return outputs, None
 
 
-def _decode_or_error(path: Path, spec: ModelSpec, thumbnail_size: int | None) -> _Decoded | str:
+def _decode_or_error(
+    path: Path, spec: ModelSpec, thumbnail_size: int | None, preprocess: Preprocess
+) -> _Decoded | str:
     try:
-        return _decode(path, spec, thumbnail_size)
+        return _decode(path, spec, thumbnail_size, preprocess)
     except ImageLoadError as exc:
         return str(exc)
     except (OSError, ValueError, MemoryError) as exc:

@@ -16,8 +16,10 @@ from typing import Any
 
 import numpy as np
 
+from cnn_desktop.core.imaging.preprocess import preprocess_image
 from cnn_desktop.core.inference.backends.base import Classifier
-from cnn_desktop.core.inference.predict import classify_paths
+from cnn_desktop.core.inference.predict import run_on_paths, suggested_batch_size
+from cnn_desktop.core.inference.tta import VIEW_NAMES, per_view_probabilities, tta_views
 from cnn_desktop.core.tasks import CancelToken, ProgressCallback, no_progress
 from cnn_desktop.core.training.dataset import SPLIT_FOLDER_NAMES, DatasetError, scan_folder
 
@@ -38,6 +40,9 @@ class Evaluation:
         misclassified: ``{"path", "true", "predicted", "confidence"}`` per wrong prediction,
             most confident first.
         errors: ``{"path", "error"}`` per image that could not be evaluated.
+        tta: With test-time augmentation (the figures above are then with it): its views,
+            ``accuracy``, ``accuracy_without_tta`` on the same images, and how many
+            predictions it ``fixed`` (wrong → right) and ``broke`` (right → wrong).
     """
 
     classes: list[str]
@@ -46,6 +51,7 @@ class Evaluation:
     confusion_matrix: list[list[int]]
     misclassified: list[dict[str, Any]] = field(default_factory=list)
     errors: list[dict[str, str]] = field(default_factory=list)
+    tta: dict[str, Any] | None = None
 
     @property
     def count(self) -> int:
@@ -72,6 +78,7 @@ class Evaluation:
                 {**item, "confidence": round(item["confidence"], _DECIMALS)}
                 for item in self.misclassified
             ],
+            **({"tta": dict(self.tta)} if self.tta is not None else {}),
         }
 
     def table(self) -> str:
@@ -81,6 +88,8 @@ class Evaluation:
         else:
             correct = sum(self.confusion_matrix[i][i] for i in range(len(self.classes)))
             lines = [f"Accuracy: {self.accuracy:.2%} ({correct} of {self.count} images)", ""]
+            if self.tta is not None:
+                lines[-1:] = [_tta_line(self.tta), ""]
             lines += _per_class_lines(self.classes, self.per_class)
             lines.append("")
             if len(self.classes) <= MAX_MATRIX_CLASSES:
@@ -104,6 +113,15 @@ class Evaluation:
             lines += [f"  {item['path']}: {item['error']}" for item in self.errors[:_LISTED]]
             lines += _more(len(self.errors))
         return "\n".join(lines)
+
+
+def _tta_line(tta: dict[str, Any]) -> str:
+    change = (tta["accuracy"] - tta["accuracy_without_tta"]) * 100
+    return (
+        f"Test-time augmentation ({len(tta['views'])} views averaged): "
+        f"{tta['accuracy_without_tta']:.2%} without it, {change:+.2f} points with it "
+        f"(predictions fixed: {tta['fixed']}, broken: {tta['broke']})"
+    )
 
 
 def _per_class_lines(classes: list[str], per_class: dict[str, dict[str, Any]]) -> list[str]:
@@ -195,6 +213,7 @@ def evaluate_items(
     batch_size: int | None = None,
     progress: ProgressCallback = no_progress,
     cancel: CancelToken | None = None,
+    tta: bool = False,
 ) -> Evaluation:
     """Classify labelled images and score the top prediction.
 
@@ -209,6 +228,8 @@ def evaluate_items(
         batch_size: Images per inference call (default: the classifier's best).
         progress: Called with (fraction done, message).
         cancel: Checked between images; raises ``Cancelled`` when set.
+        tta: Score the probabilities averaged over the test-time augmentation views, and
+            report the accuracy without them too (one pass: view 0 is the plain input).
 
     Returns:
         The evaluation. Unreadable images and images of a class the model does not have are
@@ -232,20 +253,26 @@ def evaluate_items(
             reason = f"class '{classes[label]}' is not one of the model's classes"
             errors.append({"path": str(path), "error": reason})
     outcomes: list[tuple[Path, int, int, float]] = []  # (path, true, predicted, confidence)
-    results = classify_paths(
+    without_tta: list[int] = []  # with tta: each outcome's prediction on the plain input
+    raws = run_on_paths(
         [path for path, _ in known],
-        classifier,
-        top_k=1,
-        batch_size=batch_size,
+        classifier.spec,
+        per_view_probabilities(classifier.predict) if tta else classifier.predict,
+        batch_size=batch_size or suggested_batch_size(classifier),
         progress=lambda fraction, message: progress(fraction, f"Evaluating {message}"),
         cancel=cancel,
+        preprocess=tta_views if tta else preprocess_image,
     )
-    for (path, true_index), result in zip(known, results, strict=True):
-        if result.error is not None:
-            errors.append({"path": str(path), "error": result.error})
-        else:
-            top = result.predictions[0]
-            outcomes.append((path, true_index, top.index, top.confidence))
+    for (path, true_index), raw in zip(known, raws, strict=True):
+        if raw.output is None:
+            errors.append({"path": str(path), "error": str(raw.error)})
+            continue
+        probabilities = raw.output
+        if tta:
+            without_tta.append(int(np.argmax(probabilities[0])))
+            probabilities = probabilities.mean(axis=0)
+        predicted = int(np.argmax(probabilities))
+        outcomes.append((path, true_index, predicted, float(probabilities[predicted])))
     shown = sorted(
         {model_index[name] for name in classes if name in model_index}
         | {predicted for _, _, predicted, _ in outcomes}
@@ -268,7 +295,27 @@ def evaluate_items(
         for path, true, predicted, confidence in mistakes
     ]
     evaluation.errors = errors
+    if tta:
+        evaluation.tta = _tta_summary(outcomes, without_tta, evaluation.accuracy)
     return evaluation
+
+
+def _tta_summary(
+    outcomes: list[tuple[Path, int, int, float]], without_tta: list[int], accuracy: float
+) -> dict[str, Any]:
+    """What test-time augmentation changed, on the same images."""
+    right_with = [true == predicted for _, true, predicted, _ in outcomes]
+    right_without = [
+        true == plain for (_, true, _, _), plain in zip(outcomes, without_tta, strict=True)
+    ]
+    pairs = list(zip(right_with, right_without, strict=True))
+    return {
+        "views": list(VIEW_NAMES),
+        "accuracy": round(accuracy, _DECIMALS),
+        "accuracy_without_tta": round(sum(right_without) / max(1, len(outcomes)), _DECIMALS),
+        "fixed": sum(1 for w, wo in pairs if w and not wo),
+        "broke": sum(1 for w, wo in pairs if wo and not w),
+    }
 
 
 def evaluate_folder(
@@ -278,6 +325,7 @@ def evaluate_folder(
     batch_size: int | None = None,
     progress: ProgressCallback = no_progress,
     cancel: CancelToken | None = None,
+    tta: bool = False,
 ) -> Evaluation:
     """Score a model on a folder of labelled images (one sub-folder per class).
 
@@ -294,6 +342,7 @@ def evaluate_folder(
         batch_size: Images per inference call (default: the classifier's best).
         progress: Called with (fraction done, message).
         cancel: Checked between files; raises ``Cancelled`` when set.
+        tta: Test-time augmentation, as in :func:`evaluate_items`.
 
     Returns:
         The evaluation. Images of a folder class the model does not have, unreadable images
@@ -321,6 +370,7 @@ def evaluate_folder(
         batch_size=batch_size,
         progress=lambda fraction, message: progress(0.1 + 0.9 * fraction, message),
         cancel=cancel,
+        tta=tta,
     )
     for path, reason in report.skipped:
         if reason.startswith(("unreadable", "same image also in class")) and _in_split(
