@@ -23,9 +23,9 @@ MODES = ("head", "full", "scratch")
 DEFAULTS: dict[str, dict[str, Any]] = {
     "head": {"epochs": 60, "batch_size": 64, "lr": 3e-3, "augment": (), "patience": 10},
     "full": {"epochs": 8, "batch_size": 8, "lr": 1e-3, "augment": ("flip", "crop"), "patience": 3},
-    # Scratch: the cosine schedule gets to run its course (patience 6 stopped LeNet-5 on digits
-    # around epoch 15-20, while the learning rate was still high: 97.3-99.0 % held out); small
-    # rotations as well as crops (benchmarks/bench_scratch.py).
+    # Scratch: patience 6 stopped LeNet-5 on digits at epochs 15-20 of 30, before the cosine
+    # schedule had lowered the rate; small rotations help on handwriting
+    # (benchmarks/bench_scratch.py).
     "scratch": {
         "epochs": 30,
         "batch_size": 32,
