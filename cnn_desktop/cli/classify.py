@@ -50,6 +50,7 @@ def run_classify(args: argparse.Namespace) -> int:
             top_k=args.top_k,
             batch_size=args.batch_size,
             unknown=args.unknown,
+            tta=args.tta,
         )
         for result in results:
             writer.write(result)

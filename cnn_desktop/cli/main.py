@@ -18,6 +18,10 @@ from cnn_desktop.cli.review import add_review_parser
 MAX_BATCH_SIZE = 4096
 MAX_IMG_SIZE = 1024
 MAX_LEARNING_RATE = 10.0
+TTA_HELP = (
+    "test-time augmentation: average the probabilities over 6 views (the image, its mirror, "
+    "4 corner crops); 6x the inference"
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -56,6 +60,7 @@ def build_parser() -> argparse.ArgumentParser:
         "(trained models have one); off: never",
     )
     classify.add_argument("--quiet", action="store_true", help="no progress bar")
+    classify.add_argument("--tta", action="store_true", help=TTA_HELP)
     classify.add_argument(
         "--verbose",
         action="store_true",
@@ -87,6 +92,9 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--format", choices=("table", "json"), default="table")
     evaluate.add_argument("--backend", choices=("onnx", "torch"), default="onnx")
     evaluate.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    evaluate.add_argument(
+        "--tta", action="store_true", help=TTA_HELP + "; also reports the accuracy without it"
+    )
 
     add_explain_parser(commands)
     add_export_parser(commands)

@@ -177,7 +177,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
 
     try:
         _, classifier = open_model(args.model, args.backend, args.device)
-        evaluation = evaluate_folder(classifier, args.data_dir)
+        evaluation = evaluate_folder(classifier, args.data_dir, tta=args.tta)
     except (BundleError, BackendError, DatasetError) as exc:
         return fail(str(exc), EXIT_USAGE)
     if args.format == "json":

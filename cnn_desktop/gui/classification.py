@@ -145,7 +145,7 @@ class WindowClassification:
         batch = _Batch(list(inputs), CancelToken(), FailedFiles(self.notifications))
         handle = self.runner.submit(
             "Classify",
-            jobs.classify_inputs(inputs, model, self.settings.top_k),
+            jobs.classify_inputs(inputs, model, self.settings.top_k, tta=self.settings.tta),
             on_item=lambda item: self._on_classify_item(item, batch, generation),
             on_progress=lambda f, m: self._show_progress(f, m, started),
             on_finished=lambda: self._classify_finished(batch),

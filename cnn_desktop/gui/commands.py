@@ -1,4 +1,4 @@
-"""The window's commands that talk to the user: file dialogs, paste, top-K, About.
+"""The window's commands that talk to the user: file dialogs, paste, top-K, TTA, About.
 
 A mixin of :class:`cnn_desktop.gui.main_window.MainWindow`; it relies on the window's
 ``settings``, ``runner``, ``notifications``, ``results``, ``batch_panel``, ``active_model``,
@@ -35,6 +35,7 @@ class WindowCommands:
     batch_panel: Any
     active_model: Any
     reclassify: Any
+    actions_: Any
 
     def _remember_folder(self, folder: str) -> None:
         self.settings.last_folder = folder
@@ -77,6 +78,13 @@ class WindowCommands:
         """Show ``k`` classes per image: the running batch stops, and everything listed (or
         still being listed) is classified again."""
         self.settings.top_k = k
+        self.reclassify()
+
+    def set_tta(self, enabled: bool) -> None:
+        """Turn test-time augmentation on or off; like a Top-K change, everything listed is
+        classified again."""
+        self.settings.tta = enabled
+        self.actions_.tta.setChecked(enabled)
         self.reclassify()
 
     def paste(self) -> None:

@@ -76,10 +76,16 @@ def load_model(model_path: str | None, backend: str, device: str):
 
 
 def classify_inputs(
-    inputs: Sequence[Path], model: ActiveModel, top_k: int, batch_size: int | None = None
+    inputs: Sequence[Path],
+    model: ActiveModel,
+    top_k: int,
+    batch_size: int | None = None,
+    *,
+    tta: bool = False,
 ):
     """A job that walks files/folders and classifies the images while the walk goes on,
-    streaming :class:`Listed` parts and one :class:`Classified` per image."""
+    streaming :class:`Listed` parts and one :class:`Classified` per image (with ``tta``,
+    probabilities averaged over the test-time augmentation views)."""
 
     serial = model.serial
 
@@ -94,6 +100,7 @@ def classify_inputs(
                 batch_size=batch_size,
                 thumbnail_size=THUMBNAIL_SIZE,
                 cancel=context.cancel,
+                tta=tta,
             ):
                 thumb = pil_to_qimage(result.thumbnail) if result.thumbnail is not None else None
                 context.emit(

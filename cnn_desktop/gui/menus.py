@@ -16,6 +16,10 @@ if TYPE_CHECKING:
     from cnn_desktop.gui.main_window import MainWindow
 
 BACKEND_TITLES = {"onnx": "&ONNX Runtime", "torch": "&PyTorch"}
+TTA_TIP = (
+    "Average each image's probabilities over 6 views (the image, its mirror, 4 corner crops): "
+    "often a little more accurate, 6× the work"
+)
 DEVICE_TITLES = {"auto": "&Automatic (GPU when it works)", "cpu": "&CPU", "cuda": "CUDA &GPU"}
 
 
@@ -27,6 +31,7 @@ class WindowActions:
     device: dict[str, QAction]
     recent_menu: QMenu
     cancel: QAction
+    tta: QAction
 
 
 def _add(
@@ -64,6 +69,12 @@ def build_menus(window: MainWindow) -> WindowActions:
 
     view_menu = bar.addMenu("&View")
     _add(window, view_menu, "&Number of Classes Shown (Top-K)…", "Ctrl+K", window.choose_top_k)
+    tta = QAction("Test-Time &Augmentation (Average Flips and Crops)", window, checkable=True)
+    tta.setShortcut(QKeySequence("Ctrl+Shift+T"))
+    tta.setStatusTip(TTA_TIP)
+    tta.setChecked(window.settings.tta)
+    tta.triggered.connect(lambda checked: window.set_tta(checked))
+    view_menu.addAction(tta)
     _add(window, view_menu, "&Gallery", "Ctrl+1", lambda: window.show_page("gallery"))
     _add(window, view_menu, "Results &Table", "Ctrl+2", lambda: window.show_page("table"))
     view_menu.addSeparator()
@@ -90,7 +101,9 @@ def build_menus(window: MainWindow) -> WindowActions:
 
     help_menu = bar.addMenu("&Help")
     _add(window, help_menu, "&About cnn-desktop", "F1", window.show_about)
-    return WindowActions(backend=backend, device=device, recent_menu=recent_menu, cancel=cancel)
+    return WindowActions(
+        backend=backend, device=device, recent_menu=recent_menu, cancel=cancel, tta=tta
+    )
 
 
 def _exclusive(

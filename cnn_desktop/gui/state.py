@@ -76,6 +76,15 @@ class Settings:
         self.qsettings.setValue("classify/top_k", int(value))
 
     @property
+    def tta(self) -> bool:
+        """Test-time augmentation (View menu): probabilities averaged over flips and crops."""
+        return str(self.qsettings.value("classify/tta", False)).lower() in ("true", "1")
+
+    @tta.setter
+    def tta(self, value: bool) -> None:
+        self.qsettings.setValue("classify/tta", bool(value))
+
+    @property
     def backend(self) -> str:
         value = str(self._get("classify/backend", "onnx", str))
         usable = ("onnx", "torch") if torch_installed() else ("onnx",)

@@ -147,6 +147,30 @@ def test_unknown_off_decides_nothing(five: FiveDigitModel) -> None:
     assert all(r.to_dict()["unknown"] is None for r in results)
 
 
+def test_with_tta_the_plain_image_decides_unknown_and_the_views_the_probabilities(
+    five: FiveDigitModel,
+) -> None:
+    classifier = open_classifier(five.bundle, "onnx", "cpu")
+    paths = five.photos[:4] + five.held_out[:6]
+    plain = list(classify_paths(paths, classifier, top_k=5))
+    with_tta = list(classify_paths(paths, classifier, top_k=5, tta=True))
+    assert [r.unknown for r in with_tta] == [r.unknown for r in plain]
+    assert [r.plain_index for r in with_tta] == [r.predictions[0].index for r in plain]
+    assert all(r.plain_index is None for r in plain)
+    changed = [
+        abs(a.predictions[0].confidence - b.predictions[0].confidence)
+        for a, b in zip(plain, with_tta, strict=True)
+    ]
+    assert max(changed) > 1e-4  # the views were averaged, not the plain image repeated
+    evaluation = evaluate_items(
+        classifier,
+        [(p, int(p.parent.name)) for p in five.held_out],
+        [str(d) for d in range(5)],
+        tta=True,
+    )
+    assert evaluation.unknown is not None and evaluation.tta is not None
+
+
 def _bank_file(bank: np.ndarray, **changes: object) -> bytes:
     detector = detector_metadata()
     detector.update(changes)

@@ -69,8 +69,15 @@ def fit_image(image: Image.Image, spec: PreprocessingSpec) -> Image.Image:
     """Resize and crop an RGB image to the network input, in the model's colour mode."""
     if spec.channels == 1 and image.mode != "L":
         image = image.convert("L")
+    return fit_region(image, crop_box(image.width, image.height, spec), spec)
+
+
+def fit_region(
+    image: Image.Image, box: tuple[float, float, float, float], spec: PreprocessingSpec
+) -> Image.Image:
+    """Resize the ``box`` (left, top, right, bottom) of an image to the network input with
+    the spec's filter (no colour conversion)."""
     out_h, out_w = spec.input_size
-    box = crop_box(image.width, image.height, spec)
     return image.resize((out_w, out_h), _FILTERS[spec.interpolation], box=box)
 
 

@@ -23,6 +23,7 @@ from cnn_desktop.core.imaging.loading import ImageLoadError, load_image
 from cnn_desktop.core.imaging.preprocess import decode_min_side, preprocess_image
 from cnn_desktop.core.inference.backends.base import Classifier
 from cnn_desktop.core.inference.devices import cpu_threads
+from cnn_desktop.core.inference.tta import tta_views
 from cnn_desktop.core.inference.unknown import choose_detector, scored_inference
 from cnn_desktop.core.models.spec import ModelSpec
 from cnn_desktop.core.tasks import Cancelled, CancelToken, ProgressCallback, no_progress
@@ -32,6 +33,7 @@ from cnn_desktop.core.tasks import Cancelled, CancelToken, ProgressCallback, no_
 CPU_BATCH_SIZE = 8
 GPU_BATCH_SIZE = 32
 _Decoded = tuple[np.ndarray, "Image.Image | None", tuple[str, ...]]
+Preprocess = Callable[[Image.Image, ModelSpec], np.ndarray]
 
 
 @dataclass(frozen=True)
@@ -53,6 +55,9 @@ class ImageResult:
     ``unknown`` is the model's unknown detector's verdict: True when the image is like none
     of the classes (the predictions are then the closest classes), False when it is one of
     them, None when it was not decided (no detector, or ``unknown="off"``).
+
+    ``plain_index`` is, with test-time augmentation, the top class of the plain image alone
+    (the predictions are then averaged over the views); None without it.
     """
 
     path: Path
@@ -61,6 +66,7 @@ class ImageResult:
     thumbnail: Image.Image | None = None
     warnings: tuple[str, ...] = ()
     unknown: bool | None = None
+    plain_index: int | None = None
 
     @property
     def ok(self) -> bool:
@@ -116,13 +122,15 @@ def default_workers() -> int:
     return min(8, cpu_threads())
 
 
-def _decode(path: Path, spec: ModelSpec, thumbnail_size: int | None) -> _Decoded:
+def _decode(
+    path: Path, spec: ModelSpec, thumbnail_size: int | None, preprocess: Preprocess
+) -> _Decoded:
     image = load_image(path, min_side=max(decode_min_side(spec), thumbnail_size or 0))
     thumbnail = None
     if thumbnail_size:
         thumbnail = image.copy()
         thumbnail.thumbnail((thumbnail_size, thumbnail_size), Image.Resampling.BILINEAR)
-    return preprocess_image(image, spec), thumbnail, decode_warnings(image)
+    return preprocess(image, spec), thumbnail, decode_warnings(image)
 
 
 @dataclass(frozen=True)
@@ -146,6 +154,7 @@ def run_on_paths(
     thumbnail_size: int | None = None,
     progress: ProgressCallback = no_progress,
     cancel: CancelToken | None = None,
+    preprocess: Preprocess = preprocess_image,
 ) -> Iterator[RawOutput]:
     """Decode image files and run ``infer`` on batches of them, yielding rows in input order.
 
@@ -156,7 +165,8 @@ def run_on_paths(
     time (a folder walk can feed it while it goes on); when it has no length, progress reports
     a count with a fraction of 0. Unreadable files become rows with an error, and so does every
     image of a batch whose ``infer`` call fails or returns the wrong number of rows; neither
-    stops the run.
+    stops the run. ``preprocess`` turns a decoded image into what ``infer`` takes one row of
+    (``tta_views`` gives a row of views).
     """
     total = len(paths) if isinstance(paths, Sized) else None
     items = (Path(p) for p in paths)
@@ -172,7 +182,7 @@ def run_on_paths(
             halt.raise_if_cancelled()
             if cancel is not None:
                 cancel.raise_if_cancelled()
-            decoded.append((path, _decode_or_error(path, spec, thumbnail_size)))
+            decoded.append((path, _decode_or_error(path, spec, thumbnail_size, preprocess)))
         tensors = [item[0] for _, item in decoded if not isinstance(item, str)]
         outputs, failure = _infer_or_error(infer, tensors)
         rows, row = [], 0
@@ -220,6 +230,7 @@ def classify_paths(
     progress: ProgressCallback = no_progress,
     cancel: CancelToken | None = None,
     unknown: str = "auto",
+    tta: bool = False,
 ) -> Iterator[ImageResult]:
     """Classify image files, yielding one :class:`ImageResult` per path, in order.
 
@@ -235,10 +246,16 @@ def classify_paths(
         cancel: Checked between images; raises :class:`Cancelled` when set.
         unknown: ``"auto"``: decide ``unknown`` with the model's detector when it has one
             (and the backend can run it); ``"off"``: never (``unknown`` stays None).
+        tta: Average the probabilities over the test-time augmentation views
+            (:mod:`cnn_desktop.core.inference.tta`); ``batch_size`` still counts images. The
+            plain view alone decides ``unknown`` and gives ``plain_index``.
     """
     names = classifier.spec.class_names
     detector, _why_not = choose_detector(classifier, unknown)
     infer = classifier.predict if detector is None else scored_inference(classifier, detector)
+    preprocess = preprocess_image
+    if tta:
+        infer, preprocess = _with_views(infer, len(names)), tta_views
     for raw in run_on_paths(
         paths,
         classifier.spec,
@@ -248,17 +265,45 @@ def classify_paths(
         thumbnail_size=thumbnail_size,
         progress=progress,
         cancel=cancel,
+        preprocess=preprocess,
     ):
         if raw.output is None:
             yield ImageResult(path=raw.path, error=raw.error)
             continue
-        probabilities, verdict = raw.output, None
+        probabilities, verdict, plain_index = raw.output, None, None
         if detector is not None:
-            probabilities, verdict = raw.output[:-1], bool(raw.output[-1] > detector.threshold)
+            probabilities, verdict = (
+                probabilities[:-1],
+                bool(probabilities[-1] > detector.threshold),
+            )
+        if tta:  # the averaged views, then the plain view alone
+            plain_index = int(np.argmax(probabilities[len(names) :]))
+            probabilities = probabilities[: len(names)]
         top = top_predictions(probabilities, names, top_k)
         yield ImageResult(
-            raw.path, top, thumbnail=raw.thumbnail, warnings=raw.warnings, unknown=verdict
+            raw.path,
+            top,
+            thumbnail=raw.thumbnail,
+            warnings=raw.warnings,
+            unknown=verdict,
+            plain_index=plain_index,
         )
+
+
+def _with_views(
+    infer: Callable[[np.ndarray], np.ndarray], classes: int
+) -> Callable[[np.ndarray], np.ndarray]:
+    """``infer`` (rows of ``classes`` probabilities, maybe then an unknown score) on batches of
+    views ``[N, views, C, H, W]``: each image's row is its views' mean probabilities, then the
+    plain view's own row (its probabilities and score), so the score stays the plain image's."""
+
+    def run(batch: np.ndarray) -> np.ndarray:
+        images, views = batch.shape[:2]
+        rows = np.asarray(infer(batch.reshape(images * views, *batch.shape[2:])))
+        rows = rows.reshape(images, views, rows.shape[-1])
+        return np.concatenate([rows[:, :, :classes].mean(axis=1), rows[:, 0]], axis=1)
+
+    return run
 
 
 def _infer_or_error(
@@ -284,9 +329,11 @@ def _infer_or_error(
     return outputs, None
 
 
-def _decode_or_error(path: Path, spec: ModelSpec, thumbnail_size: int | None) -> _Decoded | str:
+def _decode_or_error(
+    path: Path, spec: ModelSpec, thumbnail_size: int | None, preprocess: Preprocess
+) -> _Decoded | str:
     try:
-        return _decode(path, spec, thumbnail_size)
+        return _decode(path, spec, thumbnail_size, preprocess)
     except ImageLoadError as exc:
         return str(exc)
     except (OSError, ValueError, MemoryError) as exc:

@@ -20,6 +20,12 @@ from cnn_desktop.core.inference.backends.base import Classifier
 from cnn_desktop.core.inference.predict import classify_paths
 from cnn_desktop.core.tasks import CancelToken, ProgressCallback, no_progress
 from cnn_desktop.core.training.dataset import SPLIT_FOLDER_NAMES, DatasetError, scan_folder
+from cnn_desktop.core.training.evaluate_summaries import (
+    tta_line,
+    tta_summary,
+    unknown_line,
+    unknown_summary,
+)
 
 MAX_MATRIX_CLASSES = 30  # wider confusion matrices are left out of the text report
 _LISTED = 10  # errors and mistakes listed by name in the text report
@@ -41,6 +47,9 @@ class Evaluation:
         unknown: ``{"images", "rate", "accuracy_of_known"}``: how many evaluated images the
             model's unknown detector marked unknown, their share, and the accuracy of the
             others; None when it decided nothing (no detector, or it was off).
+        tta: With test-time augmentation (the figures above are then with it): its views,
+            ``accuracy``, ``accuracy_without_tta`` on the same images, and how many
+            predictions it ``fixed`` (wrong → right) and ``broke`` (right → wrong).
     """
 
     classes: list[str]
@@ -50,6 +59,7 @@ class Evaluation:
     misclassified: list[dict[str, Any]] = field(default_factory=list)
     errors: list[dict[str, str]] = field(default_factory=list)
     unknown: dict[str, Any] | None = None
+    tta: dict[str, Any] | None = None
 
     @property
     def count(self) -> int:
@@ -77,6 +87,7 @@ class Evaluation:
                 {**item, "confidence": round(item["confidence"], _DECIMALS)}
                 for item in self.misclassified
             ],
+            **({"tta": dict(self.tta)} if self.tta is not None else {}),
         }
 
     def table(self) -> str:
@@ -87,7 +98,9 @@ class Evaluation:
             correct = sum(self.confusion_matrix[i][i] for i in range(len(self.classes)))
             lines = [f"Accuracy: {self.accuracy:.2%} ({correct} of {self.count} images)", ""]
             if self.unknown is not None:
-                lines[-1:-1] = [_unknown_line(self.unknown, self.count)]
+                lines[-1:-1] = [unknown_line(self.unknown, self.count)]
+            if self.tta is not None:
+                lines[-1:] = [tta_line(self.tta), ""]
             lines += _per_class_lines(self.classes, self.per_class)
             lines.append("")
             if len(self.classes) <= MAX_MATRIX_CLASSES:
@@ -111,25 +124,6 @@ class Evaluation:
             lines += [f"  {item['path']}: {item['error']}" for item in self.errors[:_LISTED]]
             lines += _more(len(self.errors))
         return "\n".join(lines)
-
-
-def _unknown_line(unknown: dict[str, Any], count: int) -> str:
-    known = unknown["accuracy_of_known"]
-    rest = f"; accuracy of the others {known:.2%}" if known is not None else ""
-    return f"Unknown (none of these): {unknown['rate']:.2%} ({unknown['images']} of {count}){rest}"
-
-
-def unknown_summary(flags: Sequence[bool], correct: Sequence[bool]) -> dict[str, Any]:
-    """``{"images", "rate", "accuracy_of_known"}`` of the unknown verdicts ``flags`` and
-    whether each top prediction was right (``correct``)."""
-    flags_array = np.asarray(flags, bool)
-    kept = ~flags_array
-    right = np.asarray(correct, bool)
-    return {
-        "images": int(flags_array.sum()),
-        "rate": round(float(flags_array.mean()), _DECIMALS) if flags_array.size else 0.0,
-        "accuracy_of_known": round(float(right[kept].mean()), _DECIMALS) if kept.any() else None,
-    }
 
 
 def _per_class_lines(classes: list[str], per_class: dict[str, dict[str, Any]]) -> list[str]:
@@ -221,6 +215,7 @@ def evaluate_items(
     batch_size: int | None = None,
     progress: ProgressCallback = no_progress,
     cancel: CancelToken | None = None,
+    tta: bool = False,
 ) -> Evaluation:
     """Classify labelled images and score the top prediction.
 
@@ -235,6 +230,8 @@ def evaluate_items(
         batch_size: Images per inference call (default: the classifier's best).
         progress: Called with (fraction done, message).
         cancel: Checked between images; raises ``Cancelled`` when set.
+        tta: Score the probabilities averaged over the test-time augmentation views, and
+            report the accuracy without them too (one pass: view 0 is the plain input).
 
     Returns:
         The evaluation. Unreadable images and images of a class the model does not have are
@@ -259,6 +256,7 @@ def evaluate_items(
             errors.append({"path": str(path), "error": reason})
     outcomes: list[tuple[Path, int, int, float]] = []  # (path, true, predicted, confidence)
     verdicts: list[bool | None] = []
+    without_tta: list[int] = []  # with tta: each outcome's prediction on the plain input
     results = classify_paths(
         [path for path, _ in known],
         classifier,
@@ -266,6 +264,7 @@ def evaluate_items(
         batch_size=batch_size,
         progress=lambda fraction, message: progress(fraction, f"Evaluating {message}"),
         cancel=cancel,
+        tta=tta,
     )
     for (path, true_index), result in zip(known, results, strict=True):
         if result.error is not None:
@@ -274,6 +273,8 @@ def evaluate_items(
             top = result.predictions[0]
             outcomes.append((path, true_index, top.index, top.confidence))
             verdicts.append(result.unknown)
+            if result.plain_index is not None:
+                without_tta.append(result.plain_index)
     shown = sorted(
         {model_index[name] for name in classes if name in model_index}
         | {predicted for _, _, predicted, _ in outcomes}
@@ -300,6 +301,8 @@ def evaluate_items(
         evaluation.unknown = unknown_summary(
             [bool(v) for v in verdicts], [true == guess for _, true, guess, _ in outcomes]
         )
+    if tta:
+        evaluation.tta = tta_summary(outcomes, without_tta, evaluation.accuracy)
     return evaluation
 
 
@@ -310,6 +313,7 @@ def evaluate_folder(
     batch_size: int | None = None,
     progress: ProgressCallback = no_progress,
     cancel: CancelToken | None = None,
+    tta: bool = False,
 ) -> Evaluation:
     """Score a model on a folder of labelled images (one sub-folder per class).
 
@@ -326,6 +330,7 @@ def evaluate_folder(
         batch_size: Images per inference call (default: the classifier's best).
         progress: Called with (fraction done, message).
         cancel: Checked between files; raises ``Cancelled`` when set.
+        tta: Test-time augmentation, as in :func:`evaluate_items`.
 
     Returns:
         The evaluation. Images of a folder class the model does not have, unreadable images
@@ -353,6 +358,7 @@ def evaluate_folder(
         batch_size=batch_size,
         progress=lambda fraction, message: progress(0.1 + 0.9 * fraction, message),
         cancel=cancel,
+        tta=tta,
     )
     for path, reason in report.skipped:
         if reason.startswith(("unreadable", "same image also in class")) and _in_split(
