@@ -41,15 +41,17 @@ def run_classify(args: argparse.Namespace) -> int:
             _, classifier = open_model(args.model, args.backend, args.device)
         except (BundleError, BackendError, PretrainedError) as exc:
             return fail(str(exc), EXIT_USAGE)
-        if why_not := choose_detector(classifier, args.unknown)[1]:
-            print(f"cnn-desktop: note: {why_not}", file=sys.stderr)  # "unknown" is then null
+        unknown = args.unknown or "auto"
+        why_not = choose_detector(classifier, unknown)[1]
+        if why_not and args.unknown == "auto":  # asked for: say why "unknown" is null
+            print(f"cnn-desktop: note: {why_not}", file=sys.stderr)
         failures = 0
         results = classify_paths(
             walk.images_from(first),
             classifier,
             top_k=args.top_k,
             batch_size=args.batch_size,
-            unknown=args.unknown,
+            unknown=unknown,
             tta=args.tta,
         )
         for result in results:

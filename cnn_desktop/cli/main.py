@@ -55,9 +55,9 @@ def build_parser() -> argparse.ArgumentParser:
     classify.add_argument(
         "--unknown",
         choices=("auto", "off"),
-        default="auto",
-        help="auto: mark images like none of the classes unknown, with the model's detector "
-        "(trained models have one); off: never",
+        help="auto (the default): mark images like none of the classes unknown, with the "
+        "model's detector (trained models have one; given explicitly, a model without one is "
+        "named on stderr); off: never",
     )
     classify.add_argument("--quiet", action="store_true", help="no progress bar")
     classify.add_argument("--tta", action="store_true", help=TTA_HELP)

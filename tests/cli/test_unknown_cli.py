@@ -66,14 +66,18 @@ def test_unknown_off_decides_nothing_and_says_nothing(five: FiveDigitModel) -> N
     assert {row["unknown"] for row in csv.DictReader(io.StringIO(rows))} == {""}
 
 
-def test_the_built_in_model_says_once_that_it_has_no_detector(photos) -> None:
-    done = run_cli("classify", photos["chelsea"], photos["coffee"], "--format", "json")
+def test_the_built_in_model_says_once_that_it_has_no_detector_when_asked(photos) -> None:
+    done = run_cli(
+        "classify", photos["chelsea"], photos["coffee"], "--format", "json", "--unknown", "auto"
+    )
     assert done.returncode == 0, done.stderr
     notes = [line for line in done.stderr.splitlines() if line.startswith(NOTE)]
     assert len(notes) == 1 and "has no unknown detector" in notes[0], done.stderr
     assert [r["unknown"] for r in json_records(done.stdout).values()] == [None, None]
-    quiet = run_cli("classify", photos["chelsea"], "--format", "json", "--unknown", "off")
-    assert NOTE not in quiet.stderr
+    for quiet_options in ((), ("--unknown", "off")):  # the default keeps stderr quiet
+        quiet = run_cli("classify", photos["chelsea"], "--format", "json", *quiet_options)
+        assert NOTE not in quiet.stderr
+        assert [r["unknown"] for r in json_records(quiet.stdout).values()] == [None]
 
 
 def test_a_bad_unknown_option_is_one_usage_error(photos) -> None:

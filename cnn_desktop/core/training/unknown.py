@@ -47,7 +47,11 @@ def fit_unknown_detector(
         "reason"}`` when none was fitted.
     """
     train = np.asarray(train_embeddings, np.float32).reshape(len(train_embeddings), -1)
-    val_embeddings = np.asarray(val_embeddings, np.float32).reshape(len(val_embeddings), -1)
+    val_embeddings = np.asarray(val_embeddings, np.float32)
+    if val_embeddings.size:
+        val_embeddings = val_embeddings.reshape(len(val_embeddings), -1)
+    else:  # an empty validation split: no detector (below), but a well-formed array
+        val_embeddings = np.zeros((len(val_embeddings), train.shape[1]), np.float32)
     if len(val_embeddings) < MIN_VALIDATION_IMAGES or not len(train):
         reason = (
             f"{len(val_embeddings)} validation images; the unknown detector's threshold needs "
