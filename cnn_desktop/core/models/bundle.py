@@ -249,7 +249,8 @@ def load_bundle(path: str | os.PathLike[str]) -> ModelBundle:
         if recovered is None:
             raise BundleError(_why_missing(source))
         source = recovered
-    if source.is_dir():
+    vanished = source.suffix == BUNDLE_SUFFIX and not os.path.lexists(source)
+    if source.is_dir() or vanished:  # vanished: a save's two renames ran since the check above
         # Again if a save swaps another bundle in meanwhile: never the files of two saves.
         return read_unchanging_folder(source, _load_folder, BundleError)
     if source.suffix.lower() != ".onnx":
