@@ -23,7 +23,7 @@ from cnn_desktop.core.imaging.loading import ImageLoadError, load_image
 from cnn_desktop.core.imaging.preprocess import decode_min_side, preprocess_image
 from cnn_desktop.core.inference.backends.base import Classifier
 from cnn_desktop.core.inference.devices import cpu_threads
-from cnn_desktop.core.inference.tta import tta_views
+from cnn_desktop.core.inference.tta import averaged_then_plain, tta_views
 from cnn_desktop.core.inference.unknown import choose_detector, scored_inference
 from cnn_desktop.core.models.spec import ModelSpec
 from cnn_desktop.core.tasks import Cancelled, CancelToken, ProgressCallback, no_progress
@@ -255,7 +255,7 @@ def classify_paths(
     infer = classifier.predict if detector is None else scored_inference(classifier, detector)
     preprocess = preprocess_image
     if tta:
-        infer, preprocess = _with_views(infer, len(names)), tta_views
+        infer, preprocess = averaged_then_plain(infer, len(names)), tta_views
     for raw in run_on_paths(
         paths,
         classifier.spec,
@@ -288,22 +288,6 @@ def classify_paths(
             unknown=verdict,
             plain_index=plain_index,
         )
-
-
-def _with_views(
-    infer: Callable[[np.ndarray], np.ndarray], classes: int
-) -> Callable[[np.ndarray], np.ndarray]:
-    """``infer`` (rows of ``classes`` probabilities, maybe then an unknown score) on batches of
-    views ``[N, views, C, H, W]``: each image's row is its views' mean probabilities, then the
-    plain view's own row (its probabilities and score), so the score stays the plain image's."""
-
-    def run(batch: np.ndarray) -> np.ndarray:
-        images, views = batch.shape[:2]
-        rows = np.asarray(infer(batch.reshape(images * views, *batch.shape[2:])))
-        rows = rows.reshape(images, views, rows.shape[-1])
-        return np.concatenate([rows[:, :, :classes].mean(axis=1), rows[:, 0]], axis=1)
-
-    return run
 
 
 def _infer_or_error(

@@ -74,17 +74,17 @@ def per_view_probabilities(
     return run
 
 
-def averaged_probabilities(
-    predict: Callable[[np.ndarray], np.ndarray],
+def averaged_then_plain(
+    infer: Callable[[np.ndarray], np.ndarray], classes: int
 ) -> Callable[[np.ndarray], np.ndarray]:
-    """Wrap ``predict`` to take ``[N, views, C, H, W]`` and return ``[N, classes]``: the
-    probabilities averaged over the views."""
-    each = per_view_probabilities(predict)
-    return lambda batch: each(batch).mean(axis=1)
+    """Wrap ``infer`` (rows of ``classes`` probabilities, maybe then more columns such as an
+    unknown score) to take ``[N, views, C, H, W]``: each image's row is its views' mean
+    probabilities, then the plain view's own row, so anything after the probabilities stays
+    the plain image's."""
+    each = per_view_probabilities(infer)
 
+    def run(batch: np.ndarray) -> np.ndarray:
+        rows = each(batch)
+        return np.concatenate([rows[:, :, :classes].mean(axis=1), rows[:, 0]], axis=1)
 
-def classify_with_tta(
-    predict: Callable[[np.ndarray], np.ndarray], image: Image.Image, spec: PreprocessingSpec
-) -> np.ndarray:
-    """One image's class probabilities averaged over its views."""
-    return averaged_probabilities(predict)(tta_views(image, spec)[None])[0]
+    return run
