@@ -11,10 +11,12 @@ from cnn_desktop.core.training.run import train
 from tests.datasets import write_digits_dataset
 
 
-def train_digits_head(folder: Path) -> tuple[Path, ModelBundle]:
+def train_digits_head(
+    folder: Path, per_class: int = 30, epochs: int = 20
+) -> tuple[Path, ModelBundle]:
     """Write the digits into ``folder/data`` and train ``folder/digits.cnnmodel`` on them."""
     data = folder / "data"
-    write_digits_dataset(data, per_class=30, classes=range(3))
-    last = list(train(data, folder / "digits", TrainConfig(epochs=20)))[-1]
+    write_digits_dataset(data, per_class=per_class, classes=range(3))
+    last = list(train(data, folder / "digits", TrainConfig(epochs=epochs)))[-1]
     assert last.kind == "done", last.message
     return data, last.result.bundle

@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from cnn_desktop.core.models import load_bundle
@@ -46,6 +47,11 @@ def one_error_line(done: subprocess.CompletedProcess[str]) -> str:
     return lines[0]
 
 
+def same_detector(got, expected) -> bool:
+    assert expected is not None and got is not None, "the unknown detector is missing"
+    return got.describe() == expected.describe() and np.array_equal(got.bank, expected.bank)
+
+
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory: pytest.TempPathFactory):
     return train_digits_head(tmp_path_factory.mktemp("trained"))
@@ -68,6 +74,72 @@ def test_int8_export_of_a_trained_model_without_torch_reports_parity(trained, tm
     bundle = load_bundle(lines[-1])
     assert bundle.spec.provenance["precision"] == "int8"
     assert (bundle.path / "quantization.json").is_file()
+
+
+@pytest.fixture(scope="module")
+def trained_with_detector(tmp_path_factory: pytest.TempPathFactory):
+    """Enough validation images (42) for the unknown detector to be fitted."""
+    folder = tmp_path_factory.mktemp("detector")
+    data, bundle = train_digits_head(folder, per_class=70, epochs=8)
+    assert bundle.unknown is not None
+    return data, bundle
+
+
+def test_a_float_export_keeps_the_unknown_detector(trained_with_detector, photos, tmp_path):
+    data, source = trained_with_detector
+    out = tmp_path / "digits-copy"
+    done = run_lite("export", source.path, "--out", out, "--quiet")
+    assert done.returncode == 0, done.stderr
+    copy = load_bundle(out.with_suffix(".cnnmodel"))
+    assert copy.weights_path is not None and same_detector(copy.unknown, source.unknown)
+    images = [*sorted((data / "1").iterdir())[:4], photos["coffee"]]  # four digits and a photo
+    assert verdicts(copy, images) == verdicts(source, images)
+    assert [unknown for _, unknown in verdicts(copy, images)] == [False] * 4 + [True]
+
+
+def test_an_int8_export_fits_the_unknown_detector_to_itself(
+    trained_with_detector, photos, tmp_path
+):
+    data, source = trained_with_detector
+    out = tmp_path / "digits-int8"
+    done = run_lite("export", source.path, "--out", out, "--int8", "--quiet")
+    assert done.returncode == 0, done.stderr
+    assert "Unknown detector: fitted again on the INT8 model (bank of " in done.stdout
+    int8 = load_bundle(out.with_suffix(".cnnmodel"))
+    assert int8.unknown is not None and int8.unknown.threshold != source.unknown.threshold
+    block = int8.read_json("quantization.json")["unknown_detector"]
+    trained_block = source.read_json("metrics.json")["unknown"]
+    assert block["fitted"] and block["validation_images"] == trained_block["validation_images"]
+    images = [*sorted((data / "1").iterdir())[:4], photos["coffee"]]
+    assert [label for label, _ in verdicts(int8, images)] == ["1"] * 4 + ["2"]
+    assert verdicts(int8, images)[-1][1] is True  # the photo is none of the digits
+
+
+def test_an_int8_export_whose_training_folder_is_gone_has_no_detector_and_says_so(
+    trained_with_detector, tmp_path
+):
+    data, source = trained_with_detector
+    calibration = shutil.copytree(data, tmp_path / "calibration")
+    moved = data.rename(data.with_name("moved-away"))
+    try:
+        done = run_lite(
+            "export", source.path, "--out", tmp_path / "q", "--int8", "--calibration", calibration
+        )
+    finally:
+        moved.rename(data)
+    assert done.returncode == 0, done.stderr
+    assert "Unknown detector: none (it cannot be fitted again: the model's training folder" in (
+        done.stdout
+    )
+    assert load_bundle(tmp_path / "q.cnnmodel").unknown is None
+
+
+def verdicts(bundle, images: list[Path]) -> list[tuple[str, bool]]:
+    """``(top label, unknown)`` of each image, from the lite CLI."""
+    done = run_lite("classify", *images, "--model", bundle.path, "--format", "json")
+    assert done.returncode == 0, done.stderr
+    rows = [json.loads(line) for line in done.stdout.splitlines()]
+    return [(row["predictions"][0]["label"], row["unknown"]) for row in rows]
 
 
 def test_the_built_in_models_int8_export_classifies_like_it(photos, tmp_path, default_bundle):

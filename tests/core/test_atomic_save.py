@@ -125,13 +125,13 @@ def test_a_loader_arriving_between_the_two_renames_gets_a_whole_bundle(
     target = _save_tiny(tiny_export, tmp_path / "model", name="old").path
     monkeypatch.setattr(files, "exchange_folders", lambda first, second: False)
     loader_saw_the_gap = threading.Event()
-    real_recover = bundle_module.recover_interrupted_replace
+    real_recover = files.recover_interrupted_replace
 
     def recover(path: Path):
         loader_saw_the_gap.set()
         return real_recover(path)
 
-    monkeypatch.setattr(bundle_module, "recover_interrupted_replace", recover)
+    monkeypatch.setattr(files, "recover_interrupted_replace", recover)
     outcome: list[object] = []
     loader = threading.Thread(target=lambda: outcome.append(_load_or_error(target)))
     real_rename = os.rename

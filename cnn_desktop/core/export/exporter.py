@@ -26,6 +26,7 @@ from cnn_desktop.core.export.quantize import (
     quantize_graph,
     surviving_layers,
 )
+from cnn_desktop.core.export.unknown_refit import refit_unknown_detector
 from cnn_desktop.core.models.bundle import (
     BUNDLE_SUFFIX,
     BundleError,
@@ -126,14 +127,20 @@ def export_model(
     if is_int8(source.spec):
         raise ExportError(f"{source.name} is already an INT8 model")
     report, proto, spec = _quantize(source, calibration, progress, cancel)
-    progress(0.97, "Saving…")
-    bundle = save_bundle(target, spec, proto, extra_json={QUANTIZATION_FILE: report})
+    unknown, report["unknown_detector"] = refit_unknown_detector(
+        source, proto, spec, _scaled(progress, 0.97, 0.99), cancel
+    )
+    progress(0.99, "Saving…")
+    bundle = save_bundle(
+        target, spec, proto, extra_json={QUANTIZATION_FILE: report}, unknown=unknown
+    )
     progress(1.0, f"Exported {bundle.path}")
     return ExportResult(bundle=bundle, int8=True, report=report, replaced=replaced)
 
 
 def _copy(source: ModelBundle, target: Path) -> ModelBundle:
-    """The source re-saved at ``target``: graph, spec, weights and its JSON files."""
+    """The source re-saved at ``target``: graph, spec, weights, unknown detector and its
+    JSON files."""
     proto = onnx.load(str(source.onnx_path))
     weights = None
     if source.weights_path is not None:
@@ -144,7 +151,9 @@ def _copy(source: ModelBundle, target: Path) -> ModelBundle:
         except Exception as exc:  # safetensors raises its own error type
             raise BundleError(f"{source.weights_path} cannot be read: {exc}") from None
     extra = {name: data for name in _COPIED_FILES if (data := source.read_json(name)) is not None}
-    return save_bundle(target, source.spec, proto, weights=weights, extra_json=extra)
+    return save_bundle(
+        target, source.spec, proto, weights=weights, extra_json=extra, unknown=source.unknown
+    )
 
 
 def _scaled(progress: ProgressCallback, low: float, high: float) -> ProgressCallback:

@@ -20,7 +20,7 @@ from cnn_desktop.core.imaging.preprocess import load_and_preprocess
 from cnn_desktop.core.models.spec import ModelSpec
 from cnn_desktop.core.tasks import CancelToken, ProgressCallback, no_progress
 from cnn_desktop.core.training.dataset import DatasetError, scan_folder
-from cnn_desktop.core.training.splits import make_split
+from cnn_desktop.core.training.splits import Split, make_split
 
 MAX_CALIBRATION_IMAGES = 128
 MAX_HELD_OUT_IMAGES = 400
@@ -104,6 +104,21 @@ def _validation_items(
     spec: ModelSpec, cancel: CancelToken | None
 ) -> tuple[list[tuple[Path, int]], int, str]:
     """The validation split of the model's training run, rebuilt from its provenance."""
+    split, skipped, data = training_split(spec, cancel)
+    held = split.test or split.val
+    which = "test" if split.test else "validation"
+    return held, skipped, f"the {which} split of {data}"
+
+
+def training_split(spec: ModelSpec, cancel: CancelToken | None = None) -> tuple[Split, int, str]:
+    """The training run's split, rebuilt from the training folder, seed and validation share
+    the provenance records, with class indices of the model; also the number of skipped files
+    and the folder.
+
+    Raises:
+        ExportError: The model was not trained with cnn-desktop, or its training folder
+            cannot be read again.
+    """
     provenance = spec.provenance
     data = provenance.get("data")
     if not isinstance(data, str) or provenance.get("source") != "trained with cnn-desktop":
@@ -121,10 +136,12 @@ def _validation_items(
     val_split = provenance.get("val_split", DEFAULT_VAL_SPLIT)
     split = make_split(report, float(val_split), int(provenance.get("seed", 0)))
     index = {name: i for i, name in enumerate(spec.class_names)}
-    held = split.test or split.val
-    items = [(path, index.get(report.classes[label], -1)) for path, label in held]
-    which = "test" if split.test else "validation"
-    return items, len(report.skipped), f"the {which} split of {data}"
+
+    def indexed(items: list[tuple[Path, int]]) -> list[tuple[Path, int]]:
+        return [(path, index.get(report.classes[label], -1)) for path, label in items]
+
+    rebuilt = Split(train=indexed(split.train), val=indexed(split.val), test=indexed(split.test))
+    return rebuilt, len(report.skipped), data
 
 
 def _spread(items: Sequence[tuple[Path, int]], limit: int) -> list[tuple[Path, int]]:

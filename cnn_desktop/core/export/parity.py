@@ -153,7 +153,21 @@ def report_lines(report: dict[str, Any]) -> list[str]:
         f"vs {speed['float_s_per_batch'] * 1000:.0f} ms per batch of {speed['batch']}, "
         f"{speed['threads']} thread{'s' if speed['threads'] != 1 else ''})"
     )
+    lines += _unknown_lines(report.get("unknown_detector"))
     return lines
+
+
+def _unknown_lines(block: dict[str, Any] | None) -> list[str]:
+    """What became of the unknown detector (nothing when the report predates it)."""
+    if block is None:
+        return []
+    if not block["fitted"]:
+        return [f"Unknown detector: none ({block['reason']})"]
+    return [
+        f"Unknown detector: fitted again on the INT8 model (bank of {block['bank_size']} "
+        f"training images; keeps {block['validation_keep_rate']:.1%} of "
+        f"{block['validation_images']} validation images)"
+    ]
 
 
 def _recipe_lines(report: dict[str, Any]) -> list[str]:

@@ -32,7 +32,6 @@ from cnn_desktop.core.imaging.files import (
     open_regular_file,
     read_regular_file,
     read_unchanging_folder,
-    recover_interrupted_replace,
     replace_folder,
     tidy_interrupted_replace,
 )
@@ -244,19 +243,17 @@ def load_bundle(path: str | os.PathLike[str]) -> ModelBundle:
         BundleError: With one clear message for the first problem found.
     """
     source = Path(path)
-    if not source.exists():
-        recovered = recover_interrupted_replace(source)
-        if recovered is None:
-            raise BundleError(_why_missing(source))
-        source = recovered
-    vanished = source.suffix == BUNDLE_SUFFIX and not os.path.lexists(source)
-    if source.is_dir() or vanished:  # vanished: a save's two renames ran since the check above
-        # Again if a save swaps another bundle in meanwhile: never the files of two saves.
+    # A bundle's name can be empty for a moment (a save's two renames, where RENAME_EXCHANGE
+    # is missing), or left empty by an interrupted save: a missing name, or one that looks
+    # like a bundle, is read as a folder, which waits for the save or recovers the previous
+    # copy, and reads again if a save swaps another bundle in meanwhile (never the files of
+    # two saves).
+    if not os.path.lexists(source) or source.suffix == BUNDLE_SUFFIX or source.is_dir():
         return read_unchanging_folder(source, _load_folder, BundleError)
+    if not source.exists():
+        raise BundleError(_why_missing(source))
     if source.suffix.lower() != ".onnx":
-        raise BundleError(
-            f"{source.name} is not a model: open a {BUNDLE_SUFFIX} folder or an .onnx file"
-        )
+        raise BundleError(_not_a_model(source))
     proto = load_onnx_proto(source)
     spec = _spec_from_metadata(proto) or infer_spec(proto, source.stem)
     batch_size = check_graph(proto, spec, source)
@@ -277,7 +274,15 @@ def _why_missing(source: Path) -> str:
     return f"{source} is a symbolic link to {os.readlink(source)}, which does not exist"
 
 
+def _not_a_model(source: Path) -> str:
+    return f"{source.name} is not a model: open a {BUNDLE_SUFFIX} folder or an .onnx file"
+
+
 def _load_folder(folder: Path) -> ModelBundle:
+    if not folder.exists():
+        raise BundleError(_why_missing(folder))
+    if not folder.is_dir():
+        raise BundleError(_not_a_model(folder))
     onnx_path = folder / ONNX_FILE
     spec_path = folder / SPEC_FILE
     for required in (onnx_path, spec_path):

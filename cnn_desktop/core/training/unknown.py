@@ -60,7 +60,7 @@ def fit_unknown_detector(
             else "no training images"
         )
         return None, {"method": None, "reason": reason}
-    bank = unit_rows(train[_bank_rows(np.asarray(train_labels), BANK_LIMIT, seed)])
+    bank = unit_rows(train[bank_rows(np.asarray(train_labels), BANK_LIMIT, seed)])
     bank = bank.astype(np.float16).astype(np.float32)  # as the file stores it
     neighbours = min(NEIGHBOURS, len(bank))
     softmax = softmax_score(val_probabilities)
@@ -98,8 +98,9 @@ def _center_and_scale(scores: np.ndarray) -> tuple[float, float]:
     return center, max(float(np.quantile(scores, KEEP_RATE)) - center, _MIN_SCALE)
 
 
-def _bank_rows(labels: np.ndarray, limit: int, seed: int) -> np.ndarray:
-    """All row indices, or a sample of ``limit`` keeping each class's share (sorted)."""
+def bank_rows(labels: np.ndarray, limit: int, seed: int) -> np.ndarray:
+    """All row indices, or a sample of ``limit`` keeping each class's share (sorted): the
+    training images the detector's bank keeps."""
     count = len(labels)
     if count <= limit:
         return np.arange(count)
