@@ -21,16 +21,11 @@ from cnn_desktop.cli.common import (
 
 def run_train(args: argparse.Namespace) -> int:
     """Train, printing the scan report, a progress bar and one line per epoch."""
-    from cnn_desktop.core.models import BundleError
-    from cnn_desktop.core.tasks import Cancelled, CancelToken
     from cnn_desktop.core.training import (
         AugmentationError,
-        DatasetError,
         TrainConfig,
         TrainError,
-        TrainRunError,
         parse_augmentations,
-        train,
     )
 
     try:
@@ -50,6 +45,23 @@ def run_train(args: argparse.Namespace) -> int:
         ).resolved()
     except (TrainError, AugmentationError) as exc:
         return fail(str(exc), EXIT_USAGE)
+    return train_and_report(args.data_dir, args.out, config, args.quiet, args.tracking_uri)
+
+
+def train_and_report(
+    data_dir: str,
+    out: str,
+    config,
+    quiet: bool,
+    tracking_uri: str | None,
+    rerun_of: dict | None = None,
+) -> int:
+    """Train with the run recorded (``cnn-desktop runs``), show progress, report the result."""
+    from cnn_desktop.core.models import BundleError
+    from cnn_desktop.core.runs import DataChangedError, recorded_train
+    from cnn_desktop.core.tasks import Cancelled, CancelToken
+    from cnn_desktop.core.training import DatasetError, TrainError, TrainRunError
+
     cancel = CancelToken()
 
     def on_interrupt(_signum: int, _frame: object) -> None:
@@ -60,16 +72,19 @@ def run_train(args: argparse.Namespace) -> int:
 
     previous = signal.signal(signal.SIGINT, on_interrupt)
     bar, last = None, None
+    events = recorded_train(
+        data_dir, out, config, cancel=cancel, tracking_uri=tracking_uri, rerun_of=rerun_of
+    )
     try:
         # Run the generator to its end: a finished run removes its resume checkpoint after
         # its last event.
-        for event in train(args.data_dir, args.out, config, cancel=cancel):
-            bar = _show(event, bar, args.quiet)
+        for event in events:
+            bar = _show(event, bar, quiet)
             if event.kind in ("done", "cancelled"):
                 last = event
     except TrainRunError as exc:  # it started, then could not go on (the images vanished…)
         return fail(str(exc), EXIT_FAILED)
-    except (TrainError, DatasetError) as exc:
+    except (TrainError, DatasetError, DataChangedError) as exc:
         return fail(str(exc), EXIT_USAGE)
     except BundleError as exc:
         return fail(str(exc), EXIT_FAILED)
@@ -84,7 +99,10 @@ def run_train(args: argparse.Namespace) -> int:
             bar.close()
     if last is None:
         return fail("training ended without a result", EXIT_FAILED)
-    return _report_result(last)
+    code = _report_result(last)
+    if run_id := last.data.get("run_id"):
+        print(f"Recorded as run {run_id} (cnn-desktop runs show {run_id})", file=sys.stderr)
+    return code
 
 
 def _report_result(event) -> int:

@@ -164,6 +164,7 @@ def train_network(
         "checkpoint",
         message=f"Training {spec.architecture} on {describe_device(device)} "
         f"({spec.input_size[0]}×{spec.input_size[1]}, {spec.channels} channel(s))",
+        data={"device": describe_device(device)},
     )
     meter = Throughput()
     cancelled = False
