@@ -1,0 +1,141 @@
+"""The Train tab's class maps as a user meets them: once a run's model is evaluated, one tile per
+class (its name, the images averaged, where the evidence peaks), computed in the background;
+a damaged image is left out with one notice; a class's object at a known place is where its
+map peaks."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from PIL import Image
+from PySide6.QtCore import Qt
+
+from cnn_desktop.core.models.bundle import load_bundle
+from cnn_desktop.gui.class_maps_panel import ClassMapsPanel
+from cnn_desktop.gui.runner import TaskRunner
+from cnn_desktop.gui.train_panel import TrainPanel
+from tests.datasets import write_digits_dataset
+from tests.gui.conftest import isolated_settings
+from tests.spot_model import GREY, SIDE, red_square_image, write_spot_model
+
+SCAN_MS = 20_000
+TRAIN_MS = 120_000
+MAPS_MS = 60_000
+PER_CLASS = 30
+VAL_PER_CLASS = round(PER_CLASS * 0.2)
+
+
+@pytest.fixture
+def runner(qtbot):
+    runner = TaskRunner()
+    yield runner
+    runner.shutdown(30)
+
+
+@pytest.fixture
+def panel(qtbot, runner, tmp_path: Path) -> TrainPanel:
+    panel = TrainPanel(runner, isolated_settings(tmp_path / "settings.ini"))
+    qtbot.addWidget(panel)
+    panel.resize(1300, 900)
+    panel.show()
+    return panel
+
+
+def train_in_panel(qtbot, panel: TrainPanel, data: Path, out: Path, mode: str, epochs: int):
+    panel.set_data_folder(data)
+    qtbot.waitUntil(lambda: panel.report is not None, timeout=SCAN_MS)
+    panel.mode_combo.setCurrentIndex(panel.mode_combo.findData(mode))
+    if mode == "scratch":
+        panel.arch_combo.setCurrentIndex(panel.arch_combo.findData("lenet5"))
+    panel.epochs_spin.setValue(epochs)
+    panel.output_edit.setText(str(out))
+    qtbot.waitUntil(lambda: not panel.runner.active, timeout=SCAN_MS)  # the preview
+    qtbot.mouseClick(panel.start_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: panel.handle is None, timeout=TRAIN_MS)
+    assert panel.result is not None, panel.run_view.status()
+
+
+def wait_for_maps(qtbot, maps: ClassMapsPanel) -> None:
+    qtbot.waitUntil(lambda: maps.handle is None and maps.status.text() != "", timeout=MAPS_MS)
+
+
+def tiles(maps: ClassMapsPanel) -> dict[str, tuple[int, tuple[str, ...]]]:
+    return {t.class_map.name: (t.class_map.count, t.class_map.methods) for t in maps.strip.tiles}
+
+
+def test_a_head_run_shows_a_tile_per_class_and_a_damaged_image_is_left_out_with_one_notice(
+    qtbot, panel, tmp_path
+):
+    data = tmp_path / "digits"
+    write_digits_dataset(data, per_class=PER_CLASS, classes=range(3))
+    errors: list[str] = []
+    panel.error.connect(errors.append)
+    maps = panel.class_maps
+    assert maps.isHidden()  # nothing to show before a run
+    train_in_panel(qtbot, panel, data, tmp_path / "digits.cnnmodel", "head", 20)
+    assert "Validation accuracy" in panel.results.headline.text()
+    wait_for_maps(qtbot, maps)
+
+    assert maps.isVisible()
+    assert tiles(maps) == {name: (VAL_PER_CLASS, ("cam",)) for name in ("0", "1", "2")}
+    first = maps.strip.tiles[0]
+    assert f"{VAL_PER_CLASS} validation images" in first.caption.text()
+    assert "peak " in first.caption.text()
+    assert first.image_label.pixmap().width() > 0
+    assert errors == []
+    # The tiles are the maps of the validation images, nothing else.
+    validation = {path for path, _ in maps.items}
+    assert len(validation) == 3 * VAL_PER_CLASS
+    assert all(maps.sources[index] == "val" for index in range(3))
+
+    # One validation image of class 1 is damaged after training: computed again, it is left
+    # out, the others are all averaged, and one notice names it.
+    damaged = next(path for path, index in maps.items if index == 1)
+    damaged.write_bytes(damaged.read_bytes()[:40])
+    qtbot.mouseClick(maps.again_button, Qt.MouseButton.LeftButton)
+    wait_for_maps(qtbot, maps)
+    assert tiles(maps) == {
+        "0": (VAL_PER_CLASS, ("cam",)),
+        "1": (VAL_PER_CLASS - 1, ("cam",)),
+        "2": (VAL_PER_CLASS, ("cam",)),
+    }
+    assert len(errors) == 1 and damaged.name in errors[0] and "left out" in errors[0]
+    assert damaged.name in maps.strip.tiles[1].toolTip()
+    panel.grab().save(str(tmp_path / "train_with_class_maps.png"))
+
+
+def test_a_scratch_run_maps_its_classes_by_occlusion(qtbot, panel, tmp_path):
+    data = tmp_path / "digits"
+    write_digits_dataset(data, per_class=20, classes=range(3))
+    train_in_panel(qtbot, panel, data, tmp_path / "lenet.cnnmodel", "scratch", 2)
+    wait_for_maps(qtbot, panel.class_maps)
+    # LeNet-5 ends in fully connected layers: no classic CAM, occlusion instead.
+    assert tiles(panel.class_maps) == {name: (4, ("occlusion",)) for name in ("0", "1", "2")}
+    assert panel.class_maps.status.text() == "3 classes, 12 images"
+
+
+@pytest.mark.parametrize(("pooled", "method"), [(True, "cam"), (False, "occlusion")])
+def test_the_map_of_a_class_peaks_where_its_object_sits(qtbot, runner, tmp_path, pooled, method):
+    bundle = load_bundle(write_spot_model(tmp_path, pooled=pooled))
+    # Red squares in the upper left of the crop, in images of several sizes; plain grey ones.
+    items = []
+    for n, (size, box) in enumerate(
+        [((64, 64), (4, 4, 24, 24)), ((128, 128), (10, 12, 50, 48)), ((96, 64), (20, 6, 40, 26))]
+    ):
+        red_square_image(size, box, tmp_path / f"red_{n}.png")
+        items.append((tmp_path / f"red_{n}.png", 0))
+    for n in range(2):
+        Image.new("RGB", (64, 64 + 16 * n), GREY).save(tmp_path / f"plain_{n}.png")
+        items.append((tmp_path / f"plain_{n}.png", 1))
+    maps = ClassMapsPanel(runner, isolated_settings(tmp_path / "settings.ini"))
+    qtbot.addWidget(maps)
+    maps.show_maps(bundle, items, {0: "val", 1: "val"})
+    wait_for_maps(qtbot, maps)
+    red, plain = maps.strip.tiles
+    assert (red.class_map.name, red.class_map.count, red.class_map.methods) == ("red", 3, (method,))
+    x, y = red.class_map.peak
+    assert x < SIDE // 2 and y < SIDE // 2, red.class_map.peak
+    assert "peak upper left" in red.caption.text()
+    assert f"of the {SIDE}×{SIDE} crop" in red.toolTip()
+    assert (plain.class_map.name, plain.class_map.count) == ("plain", 2)
