@@ -32,13 +32,20 @@ from cnn_desktop.core.models import ModelBundle
 from cnn_desktop.core.training import ScanReport, TrainEvent
 from cnn_desktop.gui.runner import TaskContext, TaskHandle, TaskRunner
 from cnn_desktop.gui.state import Settings
-from cnn_desktop.gui.widgets.class_maps import ClassMapStrip, ClassMapTile, tile_image
+from cnn_desktop.gui.widgets.class_maps import (
+    ClassMapStrip,
+    ClassMapTile,
+    images_phrase,
+    tile_image,
+)
 
 Items = list[tuple[Path, int]]
 NAMED_FAILURES = 3
-INTRO = (
-    "<b>Class maps</b> · where the model looks for each class: the mean of its evidence over "
-    "the class's images, on their mean image; the ring marks the peak."
+INTRO = "<b>Class maps</b> · where the model looks for each class (ring: the peak)"
+INTRO_TIP = (
+    "Each tile: the mean of the model's evidence for a class over that class's images (its "
+    "validation images where the split has some), drawn over the mean of those images as the "
+    "model sees them. A map away from the object reveals a shortcut (the snow, not the wolf)."
 )
 
 
@@ -116,7 +123,7 @@ class ClassMapsPanel(QWidget):
         self.maps: list[ClassMap] = []
         self._scanned: tuple[ScanReport, Any] | None = None
         self.intro = QLabel(INTRO, self)
-        self.intro.setWordWrap(True)
+        self.intro.setToolTip(INTRO_TIP)
         self.status = QLabel(self)
         self.status.setSizePolicy(QSizePolicy.Policy.Minimum, QSizePolicy.Policy.Preferred)
         self.progress = QProgressBar(self, minimum=0, maximum=1000)
@@ -170,7 +177,9 @@ class ClassMapsPanel(QWidget):
         self.cancel()
         self.maps = []
         self.strip.clear()
-        self.setVisible(True)
+        if self.isHidden():
+            self.setVisible(True)
+            self._claim_room()
         self.progress.setValue(0)
         self.status.setText("Computing…")
         self.handle = handle = self.runner.submit(
@@ -186,6 +195,22 @@ class ClassMapsPanel(QWidget):
         handle.cancelled.connect(lambda: self._is_current(handle) and self._cancelled())
         self._update_enabled()
         return handle
+
+    def _claim_room(self) -> None:
+        """Shown in a splitter: take the height of one row of tiles from the parts above, the
+        first (the curves) first, each down to half its height at most."""
+        splitter = self.parentWidget()
+        if not isinstance(splitter, QSplitter):
+            return
+        sizes = splitter.sizes()
+        mine = splitter.indexOf(self)
+        wanted = max(0, self.sizeHint().height() - sizes[mine])
+        for other in (i for i in range(len(sizes)) if i != mine):
+            taken = min(wanted, sizes[other] // 2)
+            sizes[other] -= taken
+            sizes[mine] += taken
+            wanted -= taken
+        splitter.setSizes(sizes)
 
     def cancel(self) -> None:
         """Stop computing the maps."""
@@ -210,11 +235,16 @@ class ClassMapsPanel(QWidget):
         if not self._is_current(handle):
             return
         self.progress.setValue(1000)
-        images = sum(m.count for m in self.maps)
-        self.status.setText(f"{len(self.maps)} classes, {images} images")
+        images = images_phrase(sum(m.count for m in self.maps), self._common_source())
+        self.status.setText(f"{len(self.maps)} classes, {images}")
         notice = failures_notice(self.maps)
         if notice:
             self.error.emit(notice)
+
+    def _common_source(self) -> str:
+        """``val`` or ``test`` when every class's images come from that part, else ``""``."""
+        sources = {self.sources.get(m.class_index, "") for m in self.maps}
+        return sources.pop() if len(sources) == 1 else ""
 
     def _failed(self, handle: TaskHandle, text: str) -> None:
         if self._is_current(handle):

@@ -5,8 +5,10 @@ map peaks."""
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 from PIL import Image
 from PySide6.QtCore import Qt
@@ -80,8 +82,9 @@ def test_a_head_run_shows_a_tile_per_class_and_a_damaged_image_is_left_out_with_
     assert maps.isVisible()
     assert tiles(maps) == {name: (VAL_PER_CLASS, ("cam",)) for name in ("0", "1", "2")}
     first = maps.strip.tiles[0]
-    assert f"{VAL_PER_CLASS} validation images" in first.caption.text()
-    assert "peak " in first.caption.text()
+    assert first.caption.text().startswith(f"0 · {VAL_PER_CLASS} images\npeak ")
+    assert f"over {VAL_PER_CLASS} validation images" in first.toolTip()
+    assert maps.status.text() == f"3 classes, {3 * VAL_PER_CLASS} validation images"
     assert first.image_label.pixmap().width() > 0
     assert errors == []
     # The tiles are the maps of the validation images, nothing else.
@@ -112,7 +115,43 @@ def test_a_scratch_run_maps_its_classes_by_occlusion(qtbot, panel, tmp_path):
     wait_for_maps(qtbot, panel.class_maps)
     # LeNet-5 ends in fully connected layers: no classic CAM, occlusion instead.
     assert tiles(panel.class_maps) == {name: (4, ("occlusion",)) for name in ("0", "1", "2")}
-    assert panel.class_maps.status.text() == "3 classes, 12 images"
+    assert panel.class_maps.status.text() == "3 classes, 12 validation images"
+
+
+@pytest.fixture
+def without_torch(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every import of torch, torchvision and timm fails for the test, as in the lite build."""
+    for name in ("torch", "torchvision", "timm"):
+        monkeypatch.setitem(sys.modules, name, None)
+
+
+def write_squares(folder: Path, per_class: int = 20, side: int = 96) -> None:
+    """Noisy grey pictures with a red square in the upper left (class ``red``) or a blue one
+    in the lower right (class ``blue``), of varied sizes and places within those quarters."""
+    rng = np.random.default_rng(0)
+    for name, colour, quarter in (("red", (220, 30, 30), 0), ("blue", (30, 60, 220), 1)):
+        (folder / name).mkdir(parents=True)
+        for n in range(per_class):
+            image = Image.fromarray(rng.integers(90, 170, (side, side, 3)).astype(np.uint8))
+            size = int(rng.integers(20, 30))
+            left, top = (12 + quarter * 40 + int(rng.integers(0, 8)) for _ in range(2))
+            image.paste(colour, (left, top, left + size, top + size))
+            image.save(folder / name / f"{name}_{n:02d}.png")
+
+
+def test_a_head_trained_without_torch_looks_at_the_square_of_each_class(
+    qtbot, panel, tmp_path, without_torch
+):
+    """The lite build: head training and its class maps (CAM on ONNX Runtime), no PyTorch."""
+    write_squares(tmp_path / "squares")
+    train_in_panel(qtbot, panel, tmp_path / "squares", tmp_path / "sq.cnnmodel", "head", 20)
+    wait_for_maps(qtbot, panel.class_maps)
+    by_name = {tile.class_map.name: tile.class_map for tile in panel.class_maps.strip.tiles}
+    assert {name: m.count for name, m in by_name.items()} == {"red": 4, "blue": 4}
+    height, width = by_name["red"].heatmap.shape
+    x, y = by_name["red"].peak  # the red squares sit in the upper left quarter of the crop
+    assert x < width // 2 and y < height // 2, by_name["red"].peak
+    assert by_name["blue"].peak[0] >= width // 2, by_name["blue"].peak  # the blue ones right
 
 
 @pytest.mark.parametrize(("pooled", "method"), [(True, "cam"), (False, "occlusion")])

@@ -4,14 +4,16 @@ name, how many images were averaged and where the evidence is strongest (marked 
 from __future__ import annotations
 
 from PIL import Image
-from PySide6.QtCore import QPointF, Qt
+from PySide6.QtCore import QPointF, QSize, Qt
 from PySide6.QtGui import QColor, QImage, QPainter, QPen, QPixmap
 from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QScrollArea, QVBoxLayout, QWidget
 
 from cnn_desktop.core.explain import ClassMap, overlay
 from cnn_desktop.gui.qt_images import pil_to_qimage
 
-TILE_SIDE = 120
+TILE_SIDE = 80
+CAPTION_LINES = 2
+TILE_MARGINS = 14  # the frame, the layout's margins and spacing around a tile's parts
 OPACITY = 0.5
 SOURCE_WORDS = {"val": "validation", "test": "test", "all": ""}
 ROWS, COLUMNS = ("upper", "middle", "lower"), ("left", "centre", "right")
@@ -61,8 +63,6 @@ class ClassMapTile(QFrame):
             self.image_label.setText("no readable\nimage")
         self.caption = QLabel(self.caption_text(), self)
         self.caption.setAlignment(Qt.AlignmentFlag.AlignHCenter)
-        self.caption.setWordWrap(True)
-        self.caption.setFixedWidth(TILE_SIDE + 8)
         self.setToolTip(self.tooltip_text())
         layout = QVBoxLayout(self)
         layout.setContentsMargins(4, 4, 4, 4)
@@ -87,10 +87,9 @@ class ClassMapTile(QFrame):
     def caption_text(self) -> str:
         """Name, images averaged, and where the peak is."""
         class_map = self.class_map
-        text = f"{class_map.name}\n{images_phrase(class_map.count, self.source)}"
-        if class_map.ok:
-            text += f"\npeak {where(class_map.peak, class_map.heatmap.shape)}"
-        return text
+        count = f"{class_map.count} image{'' if class_map.count == 1 else 's'}"
+        peak = f"peak {where(class_map.peak, class_map.heatmap.shape)}" if class_map.ok else ""
+        return f"{class_map.name} · {count}\n{peak}"
 
     def tooltip_text(self) -> str:
         """What the tile shows, in full."""
@@ -117,14 +116,19 @@ class ClassMapStrip(QScrollArea):
         super().__init__(parent)
         self.setWidgetResizable(True)
         self.setFrameShape(QFrame.Shape.NoFrame)
-        self.setVerticalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         inner = QWidget(self)
         self._row = QHBoxLayout(inner)
         self._row.setContentsMargins(0, 0, 0, 0)
         self._row.addStretch(1)
         self.setWidget(inner)
         self.tiles: list[ClassMapTile] = []
-        self.setMinimumHeight(TILE_SIDE + 80)
+        bar = self.horizontalScrollBar().sizeHint().height()
+        lines = self.fontMetrics().lineSpacing() * CAPTION_LINES
+        self.setMinimumHeight(TILE_SIDE + lines + TILE_MARGINS + bar)  # one row, never cut
+
+    def sizeHint(self) -> QSize:
+        """Room for one row of tiles and the sideways scroll bar."""
+        return QSize(super().sizeHint().width(), self.minimumHeight())
 
     def add(self, tile: ClassMapTile) -> None:
         """Append a tile (before the stretch)."""
