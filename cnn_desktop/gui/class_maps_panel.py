@@ -147,7 +147,10 @@ class ClassMapsPanel(QWidget):
     def follow(self, training: TaskHandle) -> None:
         """Watch a training run: once its model is evaluated, map its classes."""
         self.cancel()
-        self._scanned = None
+        self._scanned, self.bundle, self.maps = None, None, []
+        self.strip.clear()  # an older run's maps are not this one's
+        self.status.setText("Maps follow when the run is evaluated.")
+        self._update_enabled()
         training.item.connect(self._on_train_event)
 
     def _on_train_event(self, event: TrainEvent) -> None:

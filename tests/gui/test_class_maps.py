@@ -13,6 +13,7 @@ import pytest
 from PIL import Image
 from PySide6.QtCore import Qt
 
+from cnn_desktop.core.explain.class_maps import DEFAULT_PER_CLASS
 from cnn_desktop.core.models.bundle import load_bundle
 from cnn_desktop.gui.class_maps_panel import ClassMapsPanel
 from cnn_desktop.gui.runner import TaskRunner
@@ -178,3 +179,28 @@ def test_the_map_of_a_class_peaks_where_its_object_sits(qtbot, runner, tmp_path,
     assert "peak upper left" in red.caption.text()
     assert f"of the {SIDE}×{SIDE} crop" in red.toolTip()
     assert (plain.class_map.name, plain.class_map.count) == ("plain", 2)
+
+
+def test_cancel_stops_the_maps_and_compute_again_brings_them_back(qtbot, runner, tmp_path):
+    bundle = load_bundle(write_spot_model(tmp_path, pooled=False))  # occlusion: 50 runs each
+    items = []
+    for n in range(DEFAULT_PER_CLASS):
+        red_square_image((64, 64), (4, 4, 24, 24), tmp_path / f"red_{n}.png")
+        items += [(tmp_path / f"red_{n}.png", 0), (tmp_path / f"red_{n}.png", 1)]
+    maps = ClassMapsPanel(runner, isolated_settings(tmp_path / "settings.ini"))
+    qtbot.addWidget(maps)
+    maps.show_maps(bundle, items + items)  # twice the cap: every other image is taken
+    assert maps.cancel_button.isEnabled() and not maps.again_button.isEnabled()
+    qtbot.mouseClick(maps.cancel_button, Qt.MouseButton.LeftButton)
+    wait_for_maps(qtbot, maps)
+    assert maps.status.text() == "Cancelled" and len(maps.strip.tiles) < 2
+    assert maps.again_button.isEnabled()
+    qtbot.mouseClick(maps.again_button, Qt.MouseButton.LeftButton)
+    wait_for_maps(qtbot, maps)
+    assert tiles(maps) == {"red": (DEFAULT_PER_CLASS, ("occlusion",))} | {
+        "plain": (DEFAULT_PER_CLASS, ("occlusion",))
+    }
+    # A new run starts: the old model's maps go, and there is nothing to compute again.
+    maps.follow(runner.submit("Training", lambda _context: None))
+    assert maps.strip.tiles == [] and not maps.again_button.isEnabled()
+    assert "when the run is evaluated" in maps.status.text()
