@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import signal
 import sys
 
@@ -18,6 +19,11 @@ from cnn_desktop.cli.common import (
     warning_line,
 )
 
+_DISTRIBUTED_INTERRUPT = (
+    "interrupted; a model already at --out is unchanged, and the checkpoint of the last "
+    "finished epoch (if any) continues with --resume"
+)
+
 
 def run_train(args: argparse.Namespace) -> int:
     """Train, printing the scan report, a progress bar and one line per epoch."""
@@ -29,6 +35,8 @@ def run_train(args: argparse.Namespace) -> int:
         TrainConfig,
         TrainError,
         TrainRunError,
+        check_distributed,
+        launched,
         parse_augmentations,
         train,
     )
@@ -48,12 +56,19 @@ def run_train(args: argparse.Namespace) -> int:
             balance=args.balance,
             resume=args.resume,
         ).resolved()
+        # Under torchrun rank 0 alone prints; the other ranks only their own failures.
+        launch = launched()
+        if launch is not None:
+            check_distributed(config)
     except (TrainError, AugmentationError) as exc:
-        return fail(str(exc), EXIT_USAGE)
+        return fail(str(exc), EXIT_USAGE) if os.environ.get("RANK", "0") == "0" else EXIT_USAGE
+    main_rank = launch is None or launch.is_main
+    rank = "" if main_rank else f"rank {launch.rank}: "
     cancel = CancelToken()
 
     def on_interrupt(_signum: int, _frame: object) -> None:
-        if cancel.cancelled:
+        # Ranks cannot agree on a later step to stop at: under torchrun Ctrl-C stops at once.
+        if cancel.cancelled or launch is not None:
             raise KeyboardInterrupt
         print("\nStopping after this step; the best model so far is kept…", file=sys.stderr)
         cancel.cancel()
@@ -64,24 +79,34 @@ def run_train(args: argparse.Namespace) -> int:
         # Run the generator to its end: a finished run removes its resume checkpoint after
         # its last event.
         for event in train(args.data_dir, args.out, config, cancel=cancel):
-            bar = _show(event, bar, args.quiet)
+            if main_rank:
+                bar = _show(event, bar, args.quiet)
             if event.kind in ("done", "cancelled"):
                 last = event
     except TrainRunError as exc:  # it started, then could not go on (the images vanished…)
-        return fail(str(exc), EXIT_FAILED)
-    except (TrainError, DatasetError) as exc:
-        return fail(str(exc), EXIT_USAGE)
+        return fail(f"{rank}{exc}", EXIT_FAILED)
+    except (TrainError, DatasetError) as exc:  # the same on every rank: rank 0 says it
+        return fail(str(exc), EXIT_USAGE) if main_rank else EXIT_USAGE
     except BundleError as exc:
         return fail(str(exc), EXIT_FAILED)
     except OSError as exc:  # e.g. the disk filled up while writing the resume checkpoint
         where = f"{exc.filename}: " if exc.filename else ""
-        return fail(f"{where}{exc.strerror or exc}", EXIT_FAILED)
+        return fail(f"{rank}{where}{exc.strerror or exc}", EXIT_FAILED)
+    except RuntimeError as exc:  # torchrun: another rank died, or a collective timed out
+        if launch is None:
+            raise
+        cause = str(exc).strip().splitlines()[0]
+        return fail(f"{rank}the data-parallel run broke off ({cause})", EXIT_FAILED)
     except (Cancelled, KeyboardInterrupt):
+        if launch is not None:
+            return fail(_DISTRIBUTED_INTERRUPT, EXIT_INTERRUPTED) if main_rank else EXIT_INTERRUPTED
         return fail("interrupted before the first epoch finished; nothing saved", EXIT_INTERRUPTED)
     finally:
         signal.signal(signal.SIGINT, previous)
         if bar is not None:
             bar.close()
+    if not main_rank:
+        return EXIT_OK  # trained its share; rank 0 exports and saves
     if last is None:
         return fail("training ended without a result", EXIT_FAILED)
     return _report_result(last)
