@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -212,3 +213,44 @@ def test_a_rank_dying_mid_run_ends_it_and_keeps_the_previous_model(
     assert sorted(p.name for p in tmp_path.iterdir() if "checking" in p.name) == []
     # Rank 0 had saved its checkpoint after epoch 1: the run can continue with --resume.
     assert (tmp_path / ".digits.cnnmodel.resume.pt").exists()
+
+
+def test_ctrl_c_stops_every_rank_keeps_the_previous_model_and_resume_continues(
+    two_process_run, digits: Path, tmp_path: Path
+) -> None:
+    previous = tmp_path / "digits.cnnmodel"
+    shutil.copytree(two_process_run[1] / "digits.cnnmodel", previous)
+    before = tree_digest(previous)
+    # One image per step and 500 epochs: still running when Ctrl-C comes after epoch 1.
+    slow = [*LENET, "--quiet", "--batch-size", "1", "--epochs", "500", "--out", previous]
+    run = subprocess.Popen(
+        [*TORCHRUN, "-m", "cnn_desktop", "train", str(digits), *map(str, slow)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, **ENV},
+        start_new_session=True,  # its own process group, as a terminal's Ctrl-C reaches
+    )
+    seen = []
+    for line in run.stderr:
+        seen.append(line)
+        if line.startswith("epoch 1/500:"):
+            os.killpg(run.pid, signal.SIGINT)
+            break
+    seen += run.stderr.read().splitlines(keepends=True)
+    run.wait(timeout=120)
+
+    assert run.returncode != 0
+    assert [line for line in seen if line.startswith("cnn-desktop: error:")] == [
+        "cnn-desktop: error: interrupted; a model already at --out is unchanged, and the "
+        "checkpoint of the last finished epoch (if any) continues with --resume\n"
+    ]
+    assert tree_digest(previous) == before
+    resumed = torchrun(
+        "-m", "cnn_desktop", "train", digits, *LENET, "--batch-size", "1", "--epochs", "2",
+        "--resume", "--out", previous,
+    )  # fmt: skip
+    assert resumed.returncode == 0, resumed.stderr
+    assert resumed.stderr.count("Resumed after epoch 1") == 1
+    assert resumed.stderr.count("epoch 2/2:") == 1
+    assert not (tmp_path / ".digits.cnnmodel.resume.pt").exists()

@@ -21,7 +21,6 @@ from cnn_desktop.core.models.spec import ModelSpec
 from cnn_desktop.core.models.torch_random import PrivateRandom
 from cnn_desktop.core.models.zoo import build_model, choose_input
 from cnn_desktop.core.tasks import Cancelled, CancelToken
-from cnn_desktop.core.training import distributed
 from cnn_desktop.core.training.augment import build_augmentation
 from cnn_desktop.core.training.config import (
     BACKBONE_LR_FACTOR,
@@ -34,6 +33,7 @@ from cnn_desktop.core.training.config import (
     training_provenance,
 )
 from cnn_desktop.core.training.dataset import ScanReport, vanished_message
+from cnn_desktop.core.training.distributed import Group, join
 from cnn_desktop.core.training.launch import check_distributed
 from cnn_desktop.core.training.loop import (
     ImageFolderDataset,
@@ -117,7 +117,7 @@ def train_network(
     same epoch events; rank 0 alone writes the checkpoint and, once the others have left,
     exports and saves the model and yields ``done``; the other ranks end without it."""
     # Under torchrun: join the process group (left when the run ends, however it ends).
-    with contextlib.closing(distributed.join(torch_device(config.device))) as group:
+    with contextlib.closing(join(torch_device(config.device))) as group:
         if group.launch is not None:
             check_distributed(config)
         device = group.device
@@ -315,7 +315,7 @@ def train_network(
 
 
 def _epoch_figures(
-    group: distributed.Group,
+    group: Group,
     net: nn.Module,
     val_loader: Any,
     val_loss_fn: nn.Module,
