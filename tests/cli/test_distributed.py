@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from cnn_desktop.core.training import Launch, TrainConfig, TrainError, check_distributed, launched
 from tests.cli.test_train_output import tree_digest
 from tests.fault_injection import write_unique_digits
 
@@ -88,17 +89,8 @@ def digits(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def two_process_run(digits: Path, tmp_path_factory: pytest.TempPathFactory):
     """``torchrun --nproc-per-node 2 -m cnn_desktop train`` for 2 epochs; its output folder."""
     out = tmp_path_factory.mktemp("ddp-out")
-    done = torchrun(
-        "-m",
-        "cnn_desktop",
-        "train",
-        digits,
-        *LENET,
-        "--epochs",
-        "2",
-        "--out",
-        out / "digits.cnnmodel",
-    )
+    options = [*LENET, "--epochs", "2", "--out", out / "digits.cnnmodel"]
+    done = torchrun("-m", "cnn_desktop", "train", digits, *options)
     return done, out
 
 
@@ -137,19 +129,9 @@ def test_every_rank_sees_the_same_epochs_and_stops_at_the_same_one(digits, tmp_p
     child.write_text(CHILD_RECORDING_EPOCHS)
     bundle = tmp_path / "digits.cnnmodel"
 
-    done = torchrun(
-        child,
-        tmp_path,
-        "live",
-        "train",
-        digits,
-        *LENET,
-        "--epochs",
-        "8",
-        "--quiet",
-        "--out",
-        bundle,
-    )
+    options = [*LENET, "--epochs", "8", "--quiet", "--out", bundle]
+
+    done = torchrun(child, tmp_path, "live", "train", digits, *options)
 
     assert done.returncode == 0, done.stderr
     rank0 = json.loads((tmp_path / "epochs-rank0.json").read_text())
@@ -182,31 +164,23 @@ def test_head_mode_under_torchrun_is_refused_in_one_line(digits: Path, tmp_path:
     assert not out.exists()
 
 
+@pytest.fixture
+def previous(two_process_run, tmp_path: Path) -> tuple[Path, dict[str, str]]:
+    """A copy of the two-process run's model at ``tmp_path/digits.cnnmodel``, and its digest."""
+    bundle = tmp_path / "digits.cnnmodel"
+    shutil.copytree(two_process_run[1] / "digits.cnnmodel", bundle)
+    return bundle, tree_digest(bundle)
+
+
 def test_a_rank_dying_mid_run_ends_it_and_keeps_the_previous_model(
-    two_process_run, digits: Path, tmp_path: Path
+    previous, digits: Path, tmp_path: Path
 ) -> None:
-    previous = tmp_path / "digits.cnnmodel"
-    shutil.copytree(two_process_run[1] / "digits.cnnmodel", previous)
-    before = tree_digest(previous)
+    previous, before = previous
     child = tmp_path / "child.py"
     child.write_text(CHILD_RECORDING_EPOCHS)
+    options = [*LENET, "--epochs", "4", "--batch-size", "2", "--quiet", "--out", previous]
 
-    done = torchrun(
-        child,
-        tmp_path,
-        "die",
-        "train",
-        digits,
-        *LENET,
-        "--epochs",
-        "4",
-        "--batch-size",
-        "2",
-        "--quiet",
-        "--out",
-        previous,
-        timeout=200,
-    )
+    done = torchrun(child, tmp_path, "die", "train", digits, *options, timeout=200)
 
     assert done.returncode != 0
     assert tree_digest(previous) == before
@@ -216,11 +190,9 @@ def test_a_rank_dying_mid_run_ends_it_and_keeps_the_previous_model(
 
 
 def test_ctrl_c_stops_every_rank_keeps_the_previous_model_and_resume_continues(
-    two_process_run, digits: Path, tmp_path: Path
+    previous, digits: Path, tmp_path: Path
 ) -> None:
-    previous = tmp_path / "digits.cnnmodel"
-    shutil.copytree(two_process_run[1] / "digits.cnnmodel", previous)
-    before = tree_digest(previous)
+    previous, before = previous
     # One image per step and 500 epochs: still running when Ctrl-C comes after epoch 1.
     slow = [*LENET, "--quiet", "--batch-size", "1", "--epochs", "500", "--out", previous]
     run = subprocess.Popen(
@@ -254,3 +226,21 @@ def test_ctrl_c_stops_every_rank_keeps_the_previous_model_and_resume_continues(
     assert resumed.stderr.count("Resumed after epoch 1") == 1
     assert resumed.stderr.count("epoch 2/2:") == 1
     assert not (tmp_path / ".digits.cnnmodel.resume.pt").exists()
+
+
+def test_the_torchrun_variables_are_read_and_checked() -> None:
+    two = {"WORLD_SIZE": "4", "LOCAL_WORLD_SIZE": "2", "RANK": "3", "LOCAL_RANK": "1"}
+
+    assert launched({}) is None  # an ordinary run: the single-process path
+    assert launched(two) == Launch(rank=3, local_rank=1, world_size=4, local_world_size=2)
+    assert not launched(two).is_main
+    for bad in (
+        {"WORLD_SIZE": "two"},
+        {"WORLD_SIZE": "2", "RANK": "2"},
+        {**two, "LOCAL_RANK": "2"},
+    ):
+        with pytest.raises(TrainError):
+            launched(bad)
+    with pytest.raises(TrainError, match="--balance sampler"):
+        check_distributed(TrainConfig(mode="scratch", arch="lenet5", balance="sampler").resolved())
+    check_distributed(TrainConfig(mode="scratch", arch="lenet5").resolved())  # no error

@@ -56,8 +56,11 @@ def launched(environ: Mapping[str, str] | None = None) -> Launch | None:
         raise TrainError(
             "WORLD_SIZE, RANK and LOCAL_RANK must be whole numbers (torchrun sets them)"
         ) from None
-    if world_size < 1 or not 0 <= rank < world_size or not 0 <= local_rank < world_size:
-        raise TrainError(f"rank {rank} does not fit a world of {world_size} process(es)")
+    if world_size < 1 or not 0 <= rank < world_size or not 0 <= local_rank < local_world_size:
+        raise TrainError(
+            f"rank {rank} (local rank {local_rank}) does not fit a world of {world_size} "
+            f"process(es), {local_world_size} on this machine"
+        )
     return Launch(rank, local_rank, world_size, local_world_size)
 
 
