@@ -38,7 +38,7 @@ if [[ ! -e "$stamp" ]]; then
     # The pinned CUDA torch pair first (as the dev venv), then everything cnn-desktop needs
     # (onnxruntime-gpu on Linux and Windows); triton goes: torch imports without it.
     quiet "$bin/python" -m pip install ${TORCH_PINS:-torch==2.14.1 torchvision==0.29.1}
-    quiet "$bin/python" -m pip install . "pyinstaller>=6.10"
+    quiet "$bin/python" -m pip install ".[tracking,sweeps]" "pyinstaller>=6.10"
     quiet "$bin/python" -m pip uninstall -y triton
   fi
   touch "$stamp"

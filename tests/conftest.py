@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -13,6 +14,9 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 # apart from the user's real cache.
 _CACHE = Path(__file__).resolve().parent.parent / ".pytest-cache-models"
 os.environ.setdefault("CNN_DESKTOP_CACHE_DIR", str(_CACHE))
+# Every training run is recorded: the test run's records go to a store of its own, never to
+# the user's (tests of the store itself set their own in tmp_path).
+os.environ.setdefault("CNN_DESKTOP_RUNS_DIR", tempfile.mkdtemp(prefix="cnn-desktop-test-runs-"))
 
 
 @pytest.fixture(scope="session")

@@ -14,6 +14,8 @@ from cnn_desktop.cli.common import EXIT_OK, EXIT_USAGE
 from cnn_desktop.cli.explain import add_explain_parser
 from cnn_desktop.cli.export import add_export_parser
 from cnn_desktop.cli.review import add_review_parser
+from cnn_desktop.cli.runs import TRACKING_HELP, add_runs_parser
+from cnn_desktop.cli.sweep import add_sweep_parser
 
 MAX_BATCH_SIZE = 4096
 MAX_IMG_SIZE = 1024
@@ -85,6 +87,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--balance", choices=("auto", "weights", "sampler", "none"), default="auto")
     train.add_argument("--resume", action="store_true", help="continue an interrupted run")
     train.add_argument("--quiet", action="store_true", help="no progress bar")
+    train.add_argument("--tracking-uri", metavar="URI", help=TRACKING_HELP)
 
     evaluate = commands.add_parser("evaluate", help="accuracy and confusion matrix on a folder")
     evaluate.add_argument("model", help="a .cnnmodel bundle or .onnx file")
@@ -99,6 +102,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_explain_parser(commands)
     add_export_parser(commands)
     add_review_parser(commands)
+    add_runs_parser(commands)
+    add_sweep_parser(commands, TRACKING_HELP)
 
     info = commands.add_parser("info", help="versions, devices and working ONNX providers")
     info.add_argument("--format", choices=("text", "json"), default="text")
@@ -210,6 +215,14 @@ def _run(argv: Sequence[str] | None) -> int:
         from cnn_desktop.cli.explain import run_explain
 
         return run_explain(args)
+    if args.command == "sweep":
+        from cnn_desktop.cli.sweep import run_sweep_command
+
+        return run_sweep_command(args)
+    if args.command == "runs":
+        from cnn_desktop.cli.runs import run_runs
+
+        return run_runs(args)
     if args.command == "review":
         from cnn_desktop.cli.review import run_review
 

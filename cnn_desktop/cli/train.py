@@ -27,18 +27,11 @@ _DISTRIBUTED_INTERRUPT = (
 
 def run_train(args: argparse.Namespace) -> int:
     """Train, printing the scan report, a progress bar and one line per epoch."""
-    from cnn_desktop.core.models import BundleError
-    from cnn_desktop.core.tasks import Cancelled, CancelToken
     from cnn_desktop.core.training import (
         AugmentationError,
-        DatasetError,
         TrainConfig,
         TrainError,
-        TrainRunError,
-        check_distributed,
-        launched,
         parse_augmentations,
-        train,
     )
 
     try:
@@ -56,11 +49,36 @@ def run_train(args: argparse.Namespace) -> int:
             balance=args.balance,
             resume=args.resume,
         ).resolved()
-        # Under torchrun rank 0 alone prints; the other ranks only their own failures.
+    except (TrainError, AugmentationError) as exc:
+        return fail(str(exc), EXIT_USAGE)
+    return train_and_report(args.data_dir, args.out, config, args.quiet, args.tracking_uri)
+
+
+def train_and_report(
+    data_dir: str,
+    out: str,
+    config,
+    quiet: bool,
+    tracking_uri: str | None,
+    rerun_of: dict | None = None,
+) -> int:
+    """Train with the run recorded (``cnn-desktop runs``), show progress, report the result."""
+    from cnn_desktop.core.models import BundleError
+    from cnn_desktop.core.runs import DataChangedError, recorded_train
+    from cnn_desktop.core.tasks import Cancelled, CancelToken
+    from cnn_desktop.core.training import (
+        DatasetError,
+        TrainError,
+        TrainRunError,
+        check_distributed,
+        launched,
+    )
+
+    try:  # under torchrun rank 0 alone prints; the other ranks only their own failures
         launch = launched()
         if launch is not None:
             check_distributed(config)
-    except (TrainError, AugmentationError) as exc:
+    except TrainError as exc:
         return fail(str(exc), EXIT_USAGE) if os.environ.get("RANK", "0") == "0" else EXIT_USAGE
     main_rank = launch is None or launch.is_main
     rank = "" if main_rank else f"rank {launch.rank}: "
@@ -75,17 +93,20 @@ def run_train(args: argparse.Namespace) -> int:
 
     previous = signal.signal(signal.SIGINT, on_interrupt)
     bar, last = None, None
+    events = recorded_train(
+        data_dir, out, config, cancel=cancel, tracking_uri=tracking_uri, rerun_of=rerun_of
+    )
     try:
         # Run the generator to its end: a finished run removes its resume checkpoint after
         # its last event.
-        for event in train(args.data_dir, args.out, config, cancel=cancel):
+        for event in events:
             if main_rank:
-                bar = _show(event, bar, args.quiet)
+                bar = _show(event, bar, quiet)
             if event.kind in ("done", "cancelled"):
                 last = event
     except TrainRunError as exc:  # it started, then could not go on (the images vanished…)
         return fail(f"{rank}{exc}", EXIT_FAILED)
-    except (TrainError, DatasetError) as exc:  # the same on every rank: rank 0 says it
+    except (TrainError, DatasetError, DataChangedError) as exc:  # the same on every rank
         return fail(str(exc), EXIT_USAGE) if main_rank else EXIT_USAGE
     except BundleError as exc:
         return fail(str(exc), EXIT_FAILED)
@@ -109,7 +130,10 @@ def run_train(args: argparse.Namespace) -> int:
         return EXIT_OK  # trained its share; rank 0 exports and saves
     if last is None:
         return fail("training ended without a result", EXIT_FAILED)
-    return _report_result(last)
+    code = _report_result(last)
+    if run_id := last.data.get("run_id"):
+        print(f"Recorded as run {run_id} (cnn-desktop runs show {run_id})", file=sys.stderr)
+    return code
 
 
 def _report_result(event) -> int:

@@ -173,7 +173,11 @@ def train_head(
     for message in (*notes, embedder.notice):
         if message:
             yield TrainEvent("notice", message=message)
-    yield TrainEvent("embed", message="Computing image embeddings (cached for next time)…")
+    yield TrainEvent(
+        "embed",
+        message="Computing image embeddings (cached for next time)…",
+        data={"device": f"ONNX Runtime {embedder.session.get_providers()[0]}"},
+    )
     pending: list[TrainEvent] = []
     root = report.root
     x_train, y_train, _ = _embed(

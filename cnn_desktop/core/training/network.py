@@ -186,6 +186,7 @@ def train_network(
             "checkpoint",
             message=f"Training {spec.architecture} on {describe_device(device)}{processes} "
             f"({spec.input_size[0]}×{spec.input_size[1]}, {spec.channels} channel(s))",
+            data={"device": describe_device(device)},
         )
         meter = Throughput()
         cancelled = False

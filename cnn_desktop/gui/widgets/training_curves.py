@@ -15,7 +15,8 @@ from typing import Any
 from PySide6.QtGui import QPalette, QShowEvent
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QProgressBar, QVBoxLayout, QWidget
 
-from cnn_desktop.core.training import TrainConfig, TrainResult, train
+from cnn_desktop.core.runs import recorded_train
+from cnn_desktop.core.training import TrainConfig, TrainResult
 from cnn_desktop.gui.runner import TaskContext
 
 TRAIN_COLOUR = "#1f77b4"
@@ -30,7 +31,9 @@ def run_training(
     """The training job: stream every event to the UI thread, step events throttled (the
     latest one is kept and sent once 50 ms have passed, or before the next other event)."""
     last_emit, pending, result = 0.0, None, None
-    for event in train(data, out, config, cancel=context.cancel):
+    # Recorded like a CLI run (the Runs view lists it; MLflow too when MLFLOW_TRACKING_URI
+    # names a store).
+    for event in recorded_train(data, out, config, cancel=context.cancel):
         if event.kind == "step":
             now = time.monotonic()
             if now - last_emit < STEP_EMIT_INTERVAL_S:
