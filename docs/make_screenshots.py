@@ -12,7 +12,8 @@ isolated settings, drives it through a few flows and writes one PNG per flow:
 - ``model.png``          the model's layers and first-layer kernels
 - ``results_table.png``  the results table
 - ``train.png``          the Train tab after LeNet-5 learnt six scikit-learn digits from
-                         scratch: curves, per-class figures, confusion matrix, a cell's images
+                         scratch: curves, per-class figures, confusion matrix, a cell's images,
+                         the class maps
 
 The built-in model's bundle comes from the user's cache (built there on first use). Exit code 0
 when every flow worked, 1 when one failed, 2 when no virtual X screen can be started.
@@ -305,6 +306,8 @@ class Flows:
                 and self.idle()
             ),
         )
+        maps = panel.class_maps
+        self.wait_until("the class maps", lambda: maps.handle is None and bool(maps.strip.tiles))
         results = panel.results
         mistakes = [
             (count, true, predicted)

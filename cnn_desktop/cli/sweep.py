@@ -5,11 +5,17 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import signal
 import sys
 from typing import Any
 
-from cnn_desktop.cli.common import EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, fail, warning_line
+from cnn_desktop.cli.common import (
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_USAGE,
+    fail,
+    first_ctrl_c_cancels,
+    warning_line,
+)
 
 SWEEP_HELP = (
     "try --trials configs (Optuna TPE, median pruning on validation accuracy) and keep the "
@@ -62,31 +68,23 @@ def run_sweep_command(args: argparse.Namespace) -> int:
     except (SweepError, TrainError) as exc:
         return fail(str(exc), EXIT_USAGE)
     cancel = CancelToken()
-
-    def on_interrupt(_signum: int, _frame: object) -> None:
-        if cancel.cancelled:
-            raise KeyboardInterrupt
-        print("\nStopping the sweep; finished trials and the best model are kept…", file=sys.stderr)
-        cancel.cancel()
-
-    previous = signal.signal(signal.SIGINT, on_interrupt)
+    stopping = "Stopping the sweep; finished trials and the best model are kept…"
     try:
-        result = run_sweep(
-            args.data_dir,
-            args.out,
-            base,
-            args.trials,
-            params,
-            storage=args.storage,
-            study_name=args.study,
-            tracking_uri=args.tracking_uri,
-            on_event=None if args.quiet else _TrialLines().show,
-            cancel=cancel,
-        )
+        with first_ctrl_c_cancels(cancel, stopping):
+            result = run_sweep(
+                args.data_dir,
+                args.out,
+                base,
+                args.trials,
+                params,
+                storage=args.storage,
+                study_name=args.study,
+                tracking_uri=args.tracking_uri,
+                on_event=None if args.quiet else _TrialLines().show,
+                cancel=cancel,
+            )
     except (SweepError, TrainError, DatasetError) as exc:
         return fail(str(exc), EXIT_USAGE)
-    finally:
-        signal.signal(signal.SIGINT, previous)
     if args.format == "json":
         print(json.dumps(_as_json(result), ensure_ascii=False))
     else:

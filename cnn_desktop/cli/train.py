@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import os
-import signal
 import sys
 
 from cnn_desktop.cli.common import (
@@ -15,6 +15,7 @@ from cnn_desktop.cli.common import (
     EXIT_OK,
     EXIT_USAGE,
     fail,
+    first_ctrl_c_cancels,
     open_model,
     warning_line,
 )
@@ -83,27 +84,25 @@ def train_and_report(
     main_rank = launch is None or launch.is_main
     rank = "" if main_rank else f"rank {launch.rank}: "
     cancel = CancelToken()
-
-    def on_interrupt(_signum: int, _frame: object) -> None:
-        # Ranks cannot agree on a later step to stop at: under torchrun Ctrl-C stops at once.
-        if cancel.cancelled or launch is not None:
-            raise KeyboardInterrupt
-        print("\nStopping after this step; the best model so far is kept…", file=sys.stderr)
-        cancel.cancel()
-
-    previous = signal.signal(signal.SIGINT, on_interrupt)
     bar, last = None, None
     events = recorded_train(
         data_dir, out, config, cancel=cancel, tracking_uri=tracking_uri, rerun_of=rerun_of
     )
     try:
-        # Run the generator to its end: a finished run removes its resume checkpoint after
-        # its last event.
-        for event in events:
-            if main_rank:
-                bar = _show(event, bar, quiet)
-            if event.kind in ("done", "cancelled"):
-                last = event
+        # Under torchrun the ranks cannot agree on a later step to stop at: Ctrl+C (Python's
+        # KeyboardInterrupt) stops every one of them at once.
+        with (
+            first_ctrl_c_cancels(cancel, "Stopping after this step; the best model so far is kept…")
+            if launch is None
+            else contextlib.nullcontext()
+        ):
+            # Run the generator to its end: a finished run removes its resume checkpoint
+            # after its last event.
+            for event in events:
+                if main_rank:
+                    bar = _show(event, bar, quiet)
+                if event.kind in ("done", "cancelled"):
+                    last = event
     except TrainRunError as exc:  # it started, then could not go on (the images vanished…)
         return fail(f"{rank}{exc}", EXIT_FAILED)
     except (TrainError, DatasetError, DataChangedError) as exc:  # the same on every rank
@@ -123,7 +122,6 @@ def train_and_report(
             return fail(_DISTRIBUTED_INTERRUPT, EXIT_INTERRUPTED) if main_rank else EXIT_INTERRUPTED
         return fail("interrupted before the first epoch finished; nothing saved", EXIT_INTERRUPTED)
     finally:
-        signal.signal(signal.SIGINT, previous)
         if bar is not None:
             bar.close()
     if not main_rank:

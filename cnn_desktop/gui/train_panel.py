@@ -39,6 +39,7 @@ from cnn_desktop.core.training import (
     scan_folder,
 )
 from cnn_desktop.gui import train_outcome as outcome
+from cnn_desktop.gui.class_maps_panel import add_class_maps
 from cnn_desktop.gui.review_panel import results_and_review
 from cnn_desktop.gui.runner import TaskHandle, TaskRunner
 from cnn_desktop.gui.state import Settings
@@ -97,6 +98,7 @@ class TrainPanel(QWidget):
             getattr(self.results, name).connect(getattr(self, name))
         self.results.use_model.connect(self._use_requested)
         right.addWidget(results_and_review(self))
+        self.class_maps = add_class_maps(self, right)  # per-class mean maps once evaluated
         splitter = QSplitter(self)
         splitter.addWidget(scroll)
         splitter.addWidget(right)
@@ -318,6 +320,7 @@ class TrainPanel(QWidget):
             on_finished=self._finished,
         )
         self.handle.cancelled.connect(self._cancelled)
+        self.class_maps.follow(self.handle)
         self._update_enabled()
         return self.handle
 

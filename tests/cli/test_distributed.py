@@ -59,12 +59,14 @@ sys.exit(main(sys.argv[3:]))
 """
 
 
-def torchrun(*args: str | Path, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+def torchrun(
+    *args: str | Path, timeout: float = 300, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [*TORCHRUN, *map(str, args)],
         capture_output=True,
         text=True,
-        env={**os.environ, **ENV},
+        env={**os.environ, **ENV, **(env or {})},
         timeout=timeout,
     )
 
@@ -87,15 +89,17 @@ def digits(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def two_process_run(digits: Path, tmp_path_factory: pytest.TempPathFactory):
-    """``torchrun --nproc-per-node 2 -m cnn_desktop train`` for 2 epochs; its output folder."""
+    """``torchrun --nproc-per-node 2 -m cnn_desktop train`` for 2 epochs; its output folder
+    and its run store's environment."""
     out = tmp_path_factory.mktemp("ddp-out")
+    runs = {"CNN_DESKTOP_RUNS_DIR": str(tmp_path_factory.mktemp("ddp-runs"))}
     options = [*LENET, "--epochs", "2", "--out", out / "digits.cnnmodel"]
-    done = torchrun("-m", "cnn_desktop", "train", digits, *options)
-    return done, out
+    done = torchrun("-m", "cnn_desktop", "train", digits, *options, env=runs)
+    return done, out, runs
 
 
 def test_torchrun_with_two_processes_saves_one_bundle_and_prints_once(two_process_run, digits):
-    done, out = two_process_run
+    done, out, _ = two_process_run
 
     assert done.returncode == 0, done.stderr
     assert sorted(p.name for p in out.iterdir()) == ["digits.cnnmodel"]  # no checkpoint left
@@ -115,6 +119,18 @@ def test_torchrun_with_two_processes_saves_one_bundle_and_prints_once(two_proces
     classified = run_cli("classify", image, "--model", bundle, "--format", "json")
     assert classified.returncode == 0, classified.stderr
     assert json.loads(classified.stdout)["predictions"][0]["label"] in ("0", "1")
+
+
+def test_rank_0_alone_records_the_run_with_its_world_size(two_process_run) -> None:
+    done, _, runs = two_process_run
+
+    assert sum(line.startswith("Recorded as run ") for line in done.stderr.splitlines()) == 1
+    listed = run_cli("runs", "list", "--format", "json", env=runs)
+    assert listed.returncode == 0, listed.stderr
+    [row] = json.loads(listed.stdout)
+    assert row["status"] == "finished"
+    shown = run_cli("runs", "show", row["id"], "--format", "json", env=runs)
+    assert json.loads(shown.stdout)["world_size"] == 2
 
 
 def test_a_single_process_run_records_world_size_1(digits: Path, tmp_path: Path) -> None:

@@ -14,20 +14,7 @@ from pathlib import Path
 import pytest
 
 from cnn_desktop.core.models import load_bundle
-from tests.datasets import write_digits_dataset
 from tests.processes import REPO_ROOT, run_python
-
-
-@pytest.fixture
-def env(tmp_path: Path) -> dict[str, str]:
-    return {"CNN_DESKTOP_RUNS_DIR": str(tmp_path / "runs")}
-
-
-@pytest.fixture
-def digits(tmp_path: Path) -> Path:
-    data = tmp_path / "digits"
-    write_digits_dataset(data, per_class=20, classes=range(3))
-    return data
 
 
 def sweep_args(data: Path, out: Path, *extra: str) -> list[str]:
@@ -41,8 +28,8 @@ def recorded_runs(env: dict[str, str]) -> list[dict]:
     return json.loads(done.stdout)
 
 
-def test_a_sweep_records_every_trial_and_keeps_the_best_model(env, digits, tmp_path):
-    done = run_python(*sweep_args(digits, tmp_path / "best", "--trials", "4"), env=env)
+def test_a_sweep_records_every_trial_and_keeps_the_best_model(runs_env, digits, tmp_path):
+    done = run_python(*sweep_args(digits, tmp_path / "best", "--trials", "4"), env=runs_env)
     assert done.returncode == 0, done.stderr
     summary = json.loads(done.stdout)
     assert [t["number"] for t in summary["trials"]] == [0, 1, 2, 3]
@@ -54,21 +41,21 @@ def test_a_sweep_records_every_trial_and_keeps_the_best_model(env, digits, tmp_p
     model = load_bundle(summary["out"])
     metrics = json.loads((model.path / "metrics.json").read_text())
     assert metrics["training"]["best_val_accuracy"] == best["val_accuracy"]
-    runs = recorded_runs(env)
+    runs = recorded_runs(runs_env)
     assert sorted(r["tags"]["trial"] for r in runs) == ["0", "1", "2", "3"]
     assert {r["tags"]["sweep"] for r in runs} == {summary["study"]}
     assert [r["id"] for r in runs if r["bundle"] == summary["out"]] == [best["run"]]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["best.cnnmodel", "digits", "runs"]
 
 
-def test_two_processes_share_one_study_through_a_journal_file(env, digits, tmp_path):
+def test_two_processes_share_one_study_through_a_journal_file(runs_env, digits, tmp_path):
     journal = tmp_path / "study.journal"
     args = sweep_args(digits, tmp_path / "best", "--trials", "4", "--storage", str(journal))
     workers = [
         subprocess.Popen(
             [sys.executable, *args],
             cwd=REPO_ROOT,
-            env={**os.environ, **env},
+            env={**os.environ, **runs_env},
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
@@ -82,7 +69,7 @@ def test_two_processes_share_one_study_through_a_journal_file(env, digits, tmp_p
     last = max(summaries, key=lambda s: len(s["trials"]))
     numbers = [t["number"] for t in last["trials"]]
     assert numbers == list(range(len(numbers))) and 4 <= len(numbers) <= 5  # one may overshoot
-    runs = recorded_runs(env)
+    runs = recorded_runs(runs_env)
     assert sorted(int(r["tags"]["trial"]) for r in runs) == numbers  # each trial ran once
     best = max((t for t in last["trials"] if t["state"] == "complete"),
                key=lambda t: (t["val_accuracy"], -t["number"]))  # fmt: skip
@@ -90,10 +77,10 @@ def test_two_processes_share_one_study_through_a_journal_file(env, digits, tmp_p
     assert kept["training"]["best_val_accuracy"] == best["val_accuracy"]
 
 
-def test_an_interrupted_sweep_keeps_its_finished_trials_and_best_model(env, digits, tmp_path):
+def test_an_interrupted_sweep_keeps_its_finished_trials_and_best_model(runs_env, digits, tmp_path):
     worker = subprocess.Popen(
         [sys.executable, *sweep_args(digits, tmp_path / "best", "--trials", "20")],
-        cwd=REPO_ROOT, env={**os.environ, **env},
+        cwd=REPO_ROOT, env={**os.environ, **runs_env},
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     for line in worker.stderr:
@@ -118,10 +105,10 @@ def test_an_interrupted_sweep_keeps_its_finished_trials_and_best_model(env, digi
         (["--trials", "2", "--storage", "/nowhere/at/all/j.log"], "journal file's folder"),
     ],
 )
-def test_bad_sweep_options_are_one_clear_line(env, digits, tmp_path, extra, message):
+def test_bad_sweep_options_are_one_clear_line(runs_env, digits, tmp_path, extra, message):
     args = ["-m", "cnn_desktop", "sweep", str(digits), "--out", str(tmp_path / "b"), *extra]
-    done = run_python(*args, env=env)
+    done = run_python(*args, env=runs_env)
     assert done.returncode == 2
     [line] = done.stderr.strip().splitlines()
     assert line.startswith("cnn-desktop: error: ") and message in line
-    assert recorded_runs(env) == []
+    assert recorded_runs(runs_env) == []
