@@ -49,6 +49,7 @@ from cnn_desktop.gui.widgets.training_curves import TrainingProgress, run_traini
 MODE_TITLES = {"head": "Head only — fast", "full": "Full fine-tune", "scratch": "From scratch"}
 HEAD_NO_AUGMENT = "Head-only training learns from cached embeddings: augmentation does not apply."
 ERROR_STYLE = "color: #c62828;"
+Run = dict | None  # a run record (see cnn_desktop.core.runs)
 WARNING_STYLE = "color: #b26a00;"
 
 
@@ -59,6 +60,7 @@ class TrainPanel(QWidget):
     show_image = Signal(str, int)  # an image path and the class (index) it was predicted as
     message = Signal(str)
     error = Signal(str)
+    run_ended = Signal()  # a training ended (finished, cancelled or failed): it is recorded
 
     def __init__(
         self, runner: TaskRunner, settings: Settings, parent: QWidget | None = None
@@ -84,9 +86,8 @@ class TrainPanel(QWidget):
         )
         right = QSplitter(Qt.Orientation.Vertical, self)
         self.start_button = QPushButton("Start training", self, clicked=self.start)
-        self.cancel_button = QPushButton("Cancel", self)
+        self.cancel_button = QPushButton("Cancel", self, clicked=self.cancel)
         self.cancel_button.setToolTip("Stop after the current step and save the best model so far")
-        self.cancel_button.clicked.connect(self.cancel)
         self.run_view = TrainingProgress(self)
         self.run_view.buttons.addWidget(self.start_button)
         self.run_view.buttons.addWidget(self.cancel_button)
@@ -110,13 +111,11 @@ class TrainPanel(QWidget):
     # ----- layout -------------------------------------------------------------------------
     def _build_data(self) -> QGroupBox:
         box = QGroupBox("Data: one sub-folder of images per class", self)
-        self.folder_edit = QLineEdit(box)
-        self.folder_edit.setPlaceholderText("Choose or drop a folder…")
+        self.folder_edit = QLineEdit(box, placeholderText="Choose or drop a folder…")
         self.folder_edit.returnPressed.connect(
             lambda: self.set_data_folder(self.folder_edit.text())
         )
-        self.choose_button = QPushButton("Choose…", box)
-        self.choose_button.clicked.connect(self._choose_folder)
+        self.choose_button = QPushButton("Choose…", box, clicked=self._choose_folder)
         self.scan_label = QLabel(box)
         self.class_table = QTableWidget(0, 2, box)
         self.class_table.setHorizontalHeaderLabels(["Class", "Images"])
@@ -305,13 +304,17 @@ class TrainPanel(QWidget):
             return None
         config = self.config()
         self.settings.qsettings.setValue("train/epochs", config.epochs)
+        return self.train(data, out, config)
+
+    def train(self, data: str, out: str, config: TrainConfig, rerun: Run = None) -> TaskHandle:
+        """Train ``config`` on ``data`` into ``out``; ``rerun``: the run record repeated."""
         self.result = None
         self.results.clear()
         outcome.describe_use_button(self.results.use_button, None)
         self.run_view.reset("Starting…")
         self.handle = self.runner.submit(
             "Training",
-            lambda context: run_training(context, data, out, config),
+            lambda context: run_training(context, data, out, config, rerun),
             key="train",
             on_item=self._on_event,
             on_error=self._failed,
@@ -344,8 +347,7 @@ class TrainPanel(QWidget):
         # The run does not become the window's model by itself: only "Use this model" does.
 
     def _use_requested(self, path: str) -> None:
-        """*Use this model*: make the run's model the window's active one (asking first when
-        its export check did not pass)."""
+        """*Use this model* (asking first when its export check did not pass)."""
         unverified = self.result is not None and not self.result.export_verified
         if unverified and not outcome.confirm_unverified(self, path):
             return
@@ -364,6 +366,7 @@ class TrainPanel(QWidget):
     def _finished(self) -> None:
         self.handle = None
         self._update_enabled()
+        self.run_ended.emit()
 
     def _update_enabled(self) -> None:
         running = self.handle is not None
