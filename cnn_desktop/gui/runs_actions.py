@@ -117,7 +117,7 @@ def start_rerun(panel: TrainPanel, record: dict[str, Any]) -> TaskHandle | None:
     if panel.folder_edit.text() != folder:
         panel.set_data_folder(folder)  # the Train tab shows the data the re-run trains on
     out = rerun_output(record)
-    handle = panel.train(folder, out, config, rerun_of=record)
+    handle = panel.train(folder, out, config, rerun=record)
     panel.run_view.set_status(f"Re-running run {record['id']} into {out}…")
     panel.message.emit(f"Re-running run {record['id']} into {out}")
     return handle

@@ -18,6 +18,8 @@ from PySide6.QtCore import (
     Qt,
 )
 
+from cnn_desktop.gui.gallery_filter import change_filter
+
 RecordRole = Qt.ItemDataRole.UserRole + 1  # the whole record of a row
 SortRole = Qt.ItemDataRole.UserRole + 2  # the value a column sorts by (None: unknown)
 Index = QModelIndex | QPersistentModelIndex
@@ -153,16 +155,11 @@ class RunsFilterModel(QSortFilterProxyModel):
     def set_folder(self, folder: str | None) -> None:
         """Keep only the runs of ``folder`` (None or "": every run)."""
         resolved = str(Path(folder).expanduser().resolve()) if folder else None
-        if resolved != self._folder:
-            self._folder = resolved
-            self.invalidateFilter()
+        change_filter(self, "_folder", resolved)
 
     def set_text(self, text: str) -> None:
         """Keep only the runs whose id or any shown value contains ``text`` (any case)."""
-        text = text.strip().casefold()
-        if text != self._text:
-            self._text = text
-            self.invalidateFilter()
+        change_filter(self, "_text", text.strip().casefold())
 
     def filterAcceptsRow(self, source_row: int, source_parent: Index) -> bool:
         model = self.sourceModel()
