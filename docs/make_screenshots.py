@@ -12,7 +12,8 @@ isolated settings, drives it through a few flows and writes one PNG per flow:
 - ``model.png``          the model's layers and first-layer kernels
 - ``results_table.png``  the results table
 - ``train.png``          the Train tab after LeNet-5 learnt six scikit-learn digits from
-                         scratch: curves, per-class figures, confusion matrix, a cell's images
+                         scratch: curves, per-class figures, confusion matrix, a cell's images,
+                         the class maps
 - ``runs.png``           the Runs tab after a second run at another learning rate: both runs
                          selected, their curves overlaid and the config keys that differ
 
@@ -309,6 +310,8 @@ class Flows:
                 and self.idle()
             ),
         )
+        maps = panel.class_maps
+        self.wait_until("the class maps", lambda: maps.handle is None and bool(maps.strip.tiles))
         results = panel.results
         mistakes = [
             (count, true, predicted)

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import signal
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
@@ -18,6 +21,24 @@ def warning_line(message: str) -> str:
     """``cnn-desktop: warning: MESSAGE``: how a notice (the work goes on, differently than
     asked, e.g. on the CPU because CUDA failed) is printed on stderr."""
     return f"cnn-desktop: warning: {message}"
+
+
+@contextmanager
+def first_ctrl_c_cancels(cancel: Any, message: str) -> Iterator[None]:
+    """While inside: the first Ctrl+C sets ``cancel`` (the work stops at its next step and
+    keeps what it has) and prints ``message``; a second one interrupts at once."""
+
+    def on_interrupt(_signum: int, _frame: object) -> None:
+        if cancel.cancelled:
+            raise KeyboardInterrupt
+        print(f"\n{message}", file=sys.stderr)
+        cancel.cancel()
+
+    previous = signal.signal(signal.SIGINT, on_interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def open_model(model: str | None, backend: str, device: str) -> tuple[Any, Any]:

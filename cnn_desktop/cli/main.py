@@ -15,6 +15,7 @@ from cnn_desktop.cli.explain import add_explain_parser
 from cnn_desktop.cli.export import add_export_parser
 from cnn_desktop.cli.review import add_review_parser
 from cnn_desktop.cli.runs import TRACKING_HELP, add_runs_parser
+from cnn_desktop.cli.sweep import add_sweep_parser
 
 MAX_BATCH_SIZE = 4096
 MAX_IMG_SIZE = 1024
@@ -102,6 +103,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_export_parser(commands)
     add_review_parser(commands)
     add_runs_parser(commands)
+    add_sweep_parser(commands, TRACKING_HELP)
 
     info = commands.add_parser("info", help="versions, devices and working ONNX providers")
     info.add_argument("--format", choices=("text", "json"), default="text")
@@ -213,6 +215,10 @@ def _run(argv: Sequence[str] | None) -> int:
         from cnn_desktop.cli.explain import run_explain
 
         return run_explain(args)
+    if args.command == "sweep":
+        from cnn_desktop.cli.sweep import run_sweep_command
+
+        return run_sweep_command(args)
     if args.command == "runs":
         from cnn_desktop.cli.runs import run_runs
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import signal
 import sys
 
 from cnn_desktop.cli.common import (
@@ -14,6 +13,7 @@ from cnn_desktop.cli.common import (
     EXIT_OK,
     EXIT_USAGE,
     fail,
+    first_ctrl_c_cancels,
     open_model,
     warning_line,
 )
@@ -63,25 +63,20 @@ def train_and_report(
     from cnn_desktop.core.training import DatasetError, TrainError, TrainRunError
 
     cancel = CancelToken()
-
-    def on_interrupt(_signum: int, _frame: object) -> None:
-        if cancel.cancelled:
-            raise KeyboardInterrupt
-        print("\nStopping after this step; the best model so far is kept…", file=sys.stderr)
-        cancel.cancel()
-
-    previous = signal.signal(signal.SIGINT, on_interrupt)
     bar, last = None, None
     events = recorded_train(
         data_dir, out, config, cancel=cancel, tracking_uri=tracking_uri, rerun_of=rerun_of
     )
     try:
-        # Run the generator to its end: a finished run removes its resume checkpoint after
-        # its last event.
-        for event in events:
-            bar = _show(event, bar, quiet)
-            if event.kind in ("done", "cancelled"):
-                last = event
+        with first_ctrl_c_cancels(
+            cancel, "Stopping after this step; the best model so far is kept…"
+        ):
+            # Run the generator to its end: a finished run removes its resume checkpoint
+            # after its last event.
+            for event in events:
+                bar = _show(event, bar, quiet)
+                if event.kind in ("done", "cancelled"):
+                    last = event
     except TrainRunError as exc:  # it started, then could not go on (the images vanished…)
         return fail(str(exc), EXIT_FAILED)
     except (TrainError, DatasetError, DataChangedError) as exc:
@@ -94,7 +89,6 @@ def train_and_report(
     except (Cancelled, KeyboardInterrupt):
         return fail("interrupted before the first epoch finished; nothing saved", EXIT_INTERRUPTED)
     finally:
-        signal.signal(signal.SIGINT, previous)
         if bar is not None:
             bar.close()
     if last is None:

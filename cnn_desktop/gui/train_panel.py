@@ -39,6 +39,7 @@ from cnn_desktop.core.training import (
     scan_folder,
 )
 from cnn_desktop.gui import train_outcome as outcome
+from cnn_desktop.gui.class_maps_panel import add_class_maps
 from cnn_desktop.gui.review_panel import results_and_review
 from cnn_desktop.gui.runner import TaskHandle, TaskRunner
 from cnn_desktop.gui.state import Settings
@@ -98,6 +99,7 @@ class TrainPanel(QWidget):
             getattr(self.results, name).connect(getattr(self, name))
         self.results.use_model.connect(self._use_requested)
         right.addWidget(results_and_review(self))
+        self.class_maps = add_class_maps(self, right)  # per-class mean maps once evaluated
         splitter = QSplitter(self)
         splitter.addWidget(scroll)
         splitter.addWidget(right)
@@ -116,17 +118,15 @@ class TrainPanel(QWidget):
             lambda: self.set_data_folder(self.folder_edit.text())
         )
         self.choose_button = QPushButton("Choose…", box, clicked=self._choose_folder)
-        self.scan_label = QLabel(box)
-        self.class_table = QTableWidget(0, 2, box)
+        self.scan_label = QLabel(box, wordWrap=True)
+        self.class_table = QTableWidget(0, 2, box, maximumHeight=140)
         self.class_table.setHorizontalHeaderLabels(["Class", "Images"])
         self.class_table.horizontalHeader().setStretchLastSection(True)
         self.class_table.verticalHeader().setVisible(False)
         self.class_table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
-        self.class_table.setMaximumHeight(140)
-        self.skipped_label = QLabel(box)
-        self.skipped_list = QListWidget(box)
-        self.skipped_list.setMaximumHeight(80)
-        self.warnings_label = QLabel(box)
+        self.skipped_label = QLabel(box, wordWrap=True)
+        self.skipped_list = QListWidget(box, maximumHeight=80)
+        self.warnings_label = QLabel(box, wordWrap=True)
         self.warnings_label.setStyleSheet(WARNING_STYLE)
         row = QHBoxLayout()
         row.addWidget(self.folder_edit, 1)
@@ -136,8 +136,6 @@ class TrainPanel(QWidget):
         for widget in (self.scan_label, self.class_table, self.skipped_label, self.skipped_list):
             layout.addWidget(widget)
         layout.addWidget(self.warnings_label)
-        for label in (self.scan_label, self.skipped_label, self.warnings_label):
-            label.setWordWrap(True)
         return box
 
     def _build_options(self) -> QGroupBox:
@@ -321,6 +319,7 @@ class TrainPanel(QWidget):
             on_finished=self._finished,
         )
         self.handle.cancelled.connect(self._cancelled)
+        self.class_maps.follow(self.handle)
         self._update_enabled()
         return self.handle
 

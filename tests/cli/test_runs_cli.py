@@ -9,20 +9,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from tests.datasets import write_digits_dataset
 from tests.processes import run_python
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> dict[str, str]:
-    return {"CNN_DESKTOP_RUNS_DIR": str(tmp_path / "runs")}
-
-
-@pytest.fixture
-def digits(tmp_path: Path) -> Path:
-    data = tmp_path / "digits"
-    write_digits_dataset(data, per_class=20, classes=range(3))
-    return data
 
 
 def cli(env: dict[str, str], *args: str | Path):
@@ -43,13 +30,13 @@ def runs(env: dict[str, str], *args: str) -> list | dict:
     return json.loads(done.stdout)
 
 
-def test_each_train_is_recorded_with_what_it_needs_to_be_repeated(store, digits, tmp_path):
-    run_id = train(store, digits, tmp_path / "model", "--epochs", "3", "--seed", "7")
-    [row] = runs(store, "list")
+def test_each_train_is_recorded_with_what_it_needs_to_be_repeated(runs_env, digits, tmp_path):
+    run_id = train(runs_env, digits, tmp_path / "model", "--epochs", "3", "--seed", "7")
+    [row] = runs(runs_env, "list")
     assert row["id"] == run_id and row["status"] == "finished" and row["mode"] == "head"
     assert row["data"] == str(digits.resolve()) and row["bundle"].endswith("model.cnnmodel")
     assert row["params"]["epochs"] == 3 and row["params"]["seed"] == 7
-    record = runs(store, "show", run_id[:12])  # a unique start of the id will do
+    record = runs(runs_env, "show", run_id[:12])  # a unique start of the id will do
     assert record["config"]["lr"] == 0.003 and record["config"]["augment"] == []
     assert record["data"]["images"] == 60 and record["data"]["classes"] == {"0": 0, "1": 1, "2": 2}
     assert record["data"]["split"]["train"] + record["data"]["split"]["val"] == 60
@@ -61,15 +48,15 @@ def test_each_train_is_recorded_with_what_it_needs_to_be_repeated(store, digits,
     assert record["started_at"] <= record["ended_at"] and record["duration_s"] > 0
 
 
-def test_compare_shows_what_differs_and_the_results_side_by_side(store, digits, tmp_path):
-    first = train(store, digits, tmp_path / "a", "--epochs", "2")
-    second = train(store, digits, tmp_path / "b", "--epochs", "3", "--lr", "0.01")
-    comparison = runs(store, "compare", first, second)
+def test_compare_shows_what_differs_and_the_results_side_by_side(runs_env, digits, tmp_path):
+    first = train(runs_env, digits, tmp_path / "a", "--epochs", "2")
+    second = train(runs_env, digits, tmp_path / "b", "--epochs", "3", "--lr", "0.01")
+    comparison = runs(runs_env, "compare", first, second)
     assert comparison["runs"] == [first, second]
     assert comparison["config"] == {"epochs": [2, 3], "lr": [0.003, 0.01]}
     assert comparison["data"] == {}  # the same data
     assert comparison["results"]["epochs_run"] == [2, 3]
-    table = cli(store, "runs", "compare", first, second)
+    table = cli(runs_env, "runs", "compare", first, second)
     assert table.returncode == 0
     assert "Identical: data" in table.stdout and "lr" in table.stdout
 
@@ -77,13 +64,15 @@ def test_compare_shows_what_differs_and_the_results_side_by_side(store, digits, 
 @pytest.mark.parametrize(
     "mode", [["--mode", "head"], ["--mode", "scratch", "--arch", "lenet5"]], ids=["head", "scratch"]
 )
-def test_a_rerun_repeats_the_run_exactly_on_the_cpu(store, digits, tmp_path, mode):
-    original = train(store, digits, tmp_path / "model", "--epochs", "3", "--device", "cpu", *mode)
-    done = cli(store, "runs", "rerun", original, "--quiet")
+def test_a_rerun_repeats_the_run_exactly_on_the_cpu(runs_env, digits, tmp_path, mode):
+    original = train(
+        runs_env, digits, tmp_path / "model", "--epochs", "3", "--device", "cpu", *mode
+    )
+    done = cli(runs_env, "runs", "rerun", original, "--quiet")
     assert done.returncode == 0, done.stderr
     assert (tmp_path / "model-rerun.cnnmodel").is_dir()  # beside, never over, the original
-    rerun = next(r for r in runs(store, "list") if r["id"] != original)
-    first, second = runs(store, "show", original), runs(store, "show", rerun["id"])
+    rerun = next(r for r in runs(runs_env, "list") if r["id"] != original)
+    first, second = runs(runs_env, "show", original), runs(runs_env, "show", rerun["id"])
     assert second["tags"] == {"rerun_of": original}
     assert second["config"] == first["config"]
     assert second["data"]["fingerprint"] == first["data"]["fingerprint"]
@@ -94,41 +83,41 @@ def test_a_rerun_repeats_the_run_exactly_on_the_cpu(store, digits, tmp_path, mod
     }
 
 
-def test_a_rerun_refuses_changed_data_and_says_what_changed(store, digits, tmp_path):
-    original = train(store, digits, tmp_path / "model", "--epochs", "2")
+def test_a_rerun_refuses_changed_data_and_says_what_changed(runs_env, digits, tmp_path):
+    original = train(runs_env, digits, tmp_path / "model", "--epochs", "2")
     Image.new("L", (28, 28), 200).save(digits / "1" / "new_one.png")
     (digits / "2" / "2_000.png").unlink()
-    done = cli(store, "runs", "rerun", original)
+    done = cli(runs_env, "runs", "rerun", original)
     assert done.returncode == 2
     error = done.stderr.strip().splitlines()[-1]
     assert error.startswith(f"cnn-desktop: error: the data in {digits.resolve()} has changed ")
     assert "1 file added (1/new_one.png)" in error and "1 file removed (2/2_000.png)" in error
     assert not (tmp_path / "model-rerun.cnnmodel").exists()
-    assert [r["id"] for r in runs(store, "list")] == [original]  # a refused re-run is no run
+    assert [r["id"] for r in runs(runs_env, "list")] == [original]  # a refused re-run is no run
 
 
-def test_delete_removes_the_record_and_the_model_only_when_asked(store, digits, tmp_path):
-    first = train(store, digits, tmp_path / "a", "--epochs", "1")
-    second = train(store, digits, tmp_path / "b", "--epochs", "1")
-    assert runs(store, "delete", first) == {"deleted": first, "bundle_deleted": None}
+def test_delete_removes_the_record_and_the_model_only_when_asked(runs_env, digits, tmp_path):
+    first = train(runs_env, digits, tmp_path / "a", "--epochs", "1")
+    second = train(runs_env, digits, tmp_path / "b", "--epochs", "1")
+    assert runs(runs_env, "delete", first) == {"deleted": first, "bundle_deleted": None}
     assert (tmp_path / "a.cnnmodel").is_dir()
-    deleted = runs(store, "delete", second[:15], "--with-bundle")
+    deleted = runs(runs_env, "delete", second[:15], "--with-bundle")
     assert deleted["bundle_deleted"] == str(tmp_path / "b.cnnmodel")
-    assert not (tmp_path / "b.cnnmodel").exists() and runs(store, "list") == []
-    missing = cli(store, "runs", "show", first)
+    assert not (tmp_path / "b.cnnmodel").exists() and runs(runs_env, "list") == []
+    missing = cli(runs_env, "runs", "show", first)
     assert missing.returncode == 2 and f"no run '{first}'" in missing.stderr
 
 
-def test_a_corrupt_record_is_reported_and_set_aside_never_dropped(store, digits, tmp_path):
-    good = train(store, digits, tmp_path / "a", "--epochs", "1")
-    broken = Path(store["CNN_DESKTOP_RUNS_DIR"]) / "20250101-000000-abcdef"
+def test_a_corrupt_record_is_reported_and_set_aside_never_dropped(runs_env, digits, tmp_path):
+    good = train(runs_env, digits, tmp_path / "a", "--epochs", "1")
+    broken = Path(runs_env["CNN_DESKTOP_RUNS_DIR"]) / "20250101-000000-abcdef"
     broken.mkdir()
     (broken / "run.json").write_text('{"id": "20250101-000000-abcdef", "status": "fini')
-    done = cli(store, "runs", "list", "--format", "json")
+    done = cli(runs_env, "runs", "list", "--format", "json")
     assert done.returncode == 0
     assert [r["id"] for r in json.loads(done.stdout)] == [good]
     assert "run record 20250101-000000-abcdef is unreadable" in done.stderr
-    [aside] = (Path(store["CNN_DESKTOP_RUNS_DIR"]) / ".set-aside").iterdir()
+    [aside] = (Path(runs_env["CNN_DESKTOP_RUNS_DIR"]) / ".set-aside").iterdir()
     assert (aside / "run.json").read_text().endswith('"fini')  # kept as it was
     assert not broken.exists()
 
@@ -142,27 +131,27 @@ def test_a_store_that_cannot_be_written_does_not_stop_training(digits, tmp_path)
     assert (tmp_path / "m.cnnmodel").is_dir()
 
 
-def test_an_unreachable_tracking_server_does_not_stop_training(store, digits, tmp_path):
+def test_an_unreachable_tracking_server_does_not_stop_training(runs_env, digits, tmp_path):
     done = cli(
-        {**store, "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0"},
+        {**runs_env, "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0"},
         "train", digits, "--out", tmp_path / "m", "--epochs", "2", "--quiet",
         "--tracking-uri", "http://127.0.0.1:9",
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert "the tracking store cannot be reached" in done.stderr
     assert "this run is recorded locally only (tracking store http://127.0.0.1:9)" in done.stderr
-    [row] = runs(store, "list")
-    record = runs(store, "show", row["id"])
+    [row] = runs(runs_env, "list")
+    record = runs(runs_env, "show", row["id"])
     assert record["status"] == "finished" and record["tracking"]["run_id"] is None
     assert record["tracking"]["error"].startswith("the tracking store cannot be reached")
 
 
-def test_mlflow_sees_the_run_with_params_metrics_tags_and_the_model(store, digits, tmp_path):
+def test_mlflow_sees_the_run_with_params_metrics_tags_and_the_model(runs_env, digits, tmp_path):
     from mlflow.tracking import MlflowClient
 
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    run_id = train(store, digits, tmp_path / "m", "--epochs", "3", "--tracking-uri", uri)
-    record = runs(store, "show", run_id)
+    run_id = train(runs_env, digits, tmp_path / "m", "--epochs", "3", "--tracking-uri", uri)
+    record = runs(runs_env, "show", run_id)
     client = MlflowClient(tracking_uri=uri)
     experiment = client.get_experiment_by_name("cnn-desktop")
     [run] = client.search_runs([experiment.experiment_id])
@@ -178,9 +167,9 @@ def test_mlflow_sees_the_run_with_params_metrics_tags_and_the_model(store, digit
     assert (tmp_path / "mlartifacts").is_dir()  # beside the database, not in the working folder
 
 
-def test_a_bad_run_id_is_one_clear_line(store):
+def test_a_bad_run_id_is_one_clear_line(runs_env):
     for args in (("show", "nope"), ("rerun", "../x"), ("compare", "a")):
-        done = cli(store, "runs", *args)
+        done = cli(runs_env, "runs", *args)
         assert done.returncode == 2, done.stderr
         [line] = done.stderr.strip().splitlines()
         assert line.startswith("cnn-desktop: error: ")

@@ -208,7 +208,7 @@ def test_step_events_reach_the_ui_thread_at_most_about_twenty_times_a_second(mon
         def emit(self, item: TrainEvent) -> None:
             self.items.append(item)
 
-    monkeypatch.setattr(training_curves, "train", fake_train)
+    monkeypatch.setattr(training_curves, "recorded_train", fake_train)
     context = Context()
     training_curves.run_training(context, "data", "out", None)
     steps = [e for e in context.items if e.kind == "step"]

@@ -1,8 +1,9 @@
 """Why a CNN decides: feature maps on both backends, class-activation maps, colour maps,
-explanations written as files (per image and averaged per class)."""
+explanations written as files (per image and averaged per class), mean maps per class in memory."""
 
 from cnn_desktop.core.explain.averaging import MeanMap
 from cnn_desktop.core.explain.cam import CamResult, class_activation_map
+from cnn_desktop.core.explain.class_maps import ClassMap, class_mean_maps
 from cnn_desktop.core.explain.explainer import METHOD_TITLES, METHODS, Explainer
 from cnn_desktop.core.explain.feature_maps import OnnxFeatureExtractor
 from cnn_desktop.core.explain.geometry import map_to_input, peak_in_input, resample_into_box
@@ -21,6 +22,7 @@ __all__ = [
     "METHODS",
     "METHOD_TITLES",
     "CamResult",
+    "ClassMap",
     "ExplainError",
     "ExplainedClass",
     "ExplainedImage",
@@ -32,6 +34,7 @@ __all__ = [
     "channel_order",
     "class_activation_map",
     "class_index_for",
+    "class_mean_maps",
     "colorize",
     "explain_class",
     "explain_image",

@@ -206,6 +206,48 @@ def explain_image(
     )
 
 
+def add_maps(
+    mean: MeanMap,
+    paths: Iterable[str | os.PathLike[str]],
+    explainer: Explainer,
+    classifier: Classifier,
+    class_index: int | None,
+    method: str,
+    methods: list[str],
+    *,
+    advance: Callable[[], None] | None = None,
+) -> Iterator[ExplainedImage]:
+    """Add the map of each image of ``paths`` to ``mean`` (the one loop every per-class mean
+    is made by: ``explain --per-class`` and the Train tab's class maps).
+
+    Args:
+        mean: The running mean the maps and crops are added to.
+        paths: The images.
+        explainer: The model's explainer.
+        classifier: The same model.
+        class_index: The class whose evidence is mapped; None for each image's top class.
+        method: As for :func:`explain_image`.
+        methods: The methods used are appended to it (each once).
+        advance: Called after each image, added or not (progress; it may raise Cancelled).
+
+    Yields:
+        An :class:`ExplainedImage` with ``error`` set for each image left out.
+    """
+    for path in paths:
+        try:
+            image = load_image(path)
+            result, crop, _ = _explain_loaded(image, explainer, classifier, class_index, method)
+        except (ImageLoadError, ExplainError) as exc:
+            yield ExplainedImage(path=Path(path), error=str(exc))
+            continue
+        finally:
+            if advance is not None:
+                advance()
+        mean.add(result.heatmap, crop)
+        if result.method not in methods:
+            methods.append(result.method)
+
+
 def explain_class(
     name: str,
     paths: Iterable[str | os.PathLike[str]],
@@ -236,19 +278,9 @@ def explain_class(
     """
     mean = MeanMap(explainer.spec.input_size)
     methods: list[str] = []
-    for path in paths:
-        try:
-            image = load_image(path)
-            result, crop, _ = _explain_loaded(image, explainer, classifier, class_index, method)
-        except (ImageLoadError, ExplainError) as exc:
-            yield ExplainedImage(path=Path(path), error=str(exc))
-            continue
-        finally:
-            if advance is not None:
-                advance()
-        mean.add(result.heatmap, crop)
-        if result.method not in methods:
-            methods.append(result.method)
+    yield from add_maps(
+        mean, paths, explainer, classifier, class_index, method, methods, advance=advance
+    )
     if mean.count == 0:
         yield ExplainedClass(name=name, error="no image of this class could be explained")
         return

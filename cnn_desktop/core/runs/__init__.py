@@ -9,17 +9,33 @@ from cnn_desktop.core.runs.recorder import (
     versions,
 )
 from cnn_desktop.core.runs.store import RunStore, RunStoreError, default_store_dir
+from cnn_desktop.core.runs.sweep import (
+    SWEEPABLE,
+    SweepError,
+    SweepResult,
+    TrialOutcome,
+    parse_params,
+    run_sweep,
+    search_space,
+)
 from cnn_desktop.core.runs.tracking import tracking_uri_from_env
 
 __all__ = [
+    "SWEEPABLE",
     "DataChangedError",
     "RunStore",
     "RunStoreError",
+    "SweepError",
+    "SweepResult",
+    "TrialOutcome",
     "compare_runs",
     "config_from_record",
     "default_store_dir",
+    "parse_params",
     "recorded_train",
     "run_summary",
+    "run_sweep",
+    "search_space",
     "tracking_uri_from_env",
     "versions",
 ]
