@@ -139,7 +139,7 @@ class RunsPanel(QWidget):
         splitter = QSplitter(Qt.Orientation.Vertical, self)
         splitter.addWidget(top)
         splitter.addWidget(comparison)
-        splitter.setSizes([330, 470])
+        splitter.setSizes([270, 530])
         layout = QVBoxLayout(self)
         layout.setContentsMargins(4, 4, 4, 4)
         layout.addWidget(splitter)
