@@ -132,7 +132,7 @@ class MainWindow(WindowCommands, WindowClassification, WindowLifetime, QMainWind
         self.mode_tabs.setDocumentMode(True)
         self.mode_tabs.addTab(self.pages, "Classify")
         self.mode_tabs.addTab(self.train_panel, "Train")
-        self.runs_panel = RunsPanel(self.runner, parent=self)
+        self.runs_panel = RunsPanel(self.runner, self.settings, parent=self)
         self.mode_tabs.addTab(self.runs_panel, "Runs")
         self._connect_runs_panel()
 

@@ -134,6 +134,9 @@ def _tooltip(record: dict[str, Any]) -> str:
     if record.get("error"):
         lines.append(str(record["error"]))
     lines.append(f"Model: {record.get('bundle') or 'none saved'}")
+    if tracking := record.get("tracking"):
+        error = f" ({tracking['error']})" if tracking.get("error") else ""
+        lines.append(f"MLflow: {tracking.get('uri')}, run {tracking.get('run_id') or '-'}{error}")
     return "\n".join(line for line in lines if line)
 
 

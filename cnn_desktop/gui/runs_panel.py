@@ -38,8 +38,14 @@ from cnn_desktop.gui.runs_model import (
     RunsTableModel,
     data_folder,
 )
+from cnn_desktop.gui.state import Settings
 from cnn_desktop.gui.widgets.run_curves import RunCurves, run_colour
 
+TRACKING_TIP = (
+    "Also record the window's training runs in this MLflow tracking store: "
+    "sqlite:///path/mlflow.db, or a team's http://server:5000. Empty: MLFLOW_TRACKING_URI "
+    "when it is set, else only the local records this tab lists."
+)
 COMPARE_HINT = "Select two or more runs (Ctrl- or Shift-click) to compare their curves and config."
 DIFF_SECTIONS = ("config", "data", "environment")
 
@@ -61,10 +67,15 @@ class RunsPanel(QWidget):
     error = Signal(str)
 
     def __init__(
-        self, runner: TaskRunner, store: RunStore | None = None, parent: QWidget | None = None
+        self,
+        runner: TaskRunner,
+        settings: Settings,
+        store: RunStore | None = None,
+        parent: QWidget | None = None,
     ) -> None:
         super().__init__(parent)
         self.runner = runner
+        self.settings = settings
         self.store = store or RunStore()
         self._reported: set[str] = set()  # store problems already shown (each only once)
         self._train_folder = ""
@@ -85,6 +96,11 @@ class RunsPanel(QWidget):
         self.delete_button = QPushButton("Delete…", self, clicked=self._delete_clicked)
         self.delete_button.setToolTip("Delete the selected runs' records (asks first)")
         self.compare_label = QLabel(COMPARE_HINT, self, wordWrap=True)
+        self.tracking_edit = QLineEdit(settings.tracking_uri, self, clearButtonEnabled=True)
+        self.tracking_edit.setPlaceholderText("none: local records only")
+        self.tracking_edit.setToolTip(TRACKING_TIP)
+        self.tracking_edit.setMinimumWidth(300)
+        self.tracking_edit.editingFinished.connect(self._tracking_changed)
         self.curves = RunCurves(self)
         self.diff_table = QTableWidget(0, 0, self)
         self.diff_table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
@@ -124,6 +140,8 @@ class RunsPanel(QWidget):
         for button in (self.rerun_button, self.open_button, self.delete_button):
             buttons.addWidget(button)
         buttons.addWidget(self.compare_label, 1)
+        buttons.addWidget(QLabel("MLflow tracking URI:", self))
+        buttons.addWidget(self.tracking_edit)
         top = QWidget(self)
         column = QVBoxLayout(top)
         column.setContentsMargins(0, 0, 0, 0)
@@ -259,6 +277,13 @@ class RunsPanel(QWidget):
         return [table.verticalHeaderItem(row).text() for row in range(table.rowCount())]
 
     # ----- buttons ------------------------------------------------------------------------
+    def _tracking_changed(self) -> None:
+        uri = self.tracking_edit.text().strip()
+        if uri != self.settings.tracking_uri:
+            self.settings.tracking_uri = uri
+            where = f"also in the MLflow store {uri}" if uri else "locally only"
+            self.message.emit(f"The window's training runs are recorded {where} from now on.")
+
     def _rerun_clicked(self) -> None:
         records = self.selected_records()
         if len(records) == 1:

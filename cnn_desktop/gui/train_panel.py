@@ -310,9 +310,10 @@ class TrainPanel(QWidget):
         self.results.clear()
         outcome.describe_use_button(self.results.use_button, None)
         self.run_view.reset("Starting…")
+        uri = self.settings.tracking_uri or None  # MLflow too, when the Runs tab names a store
         self.handle = self.runner.submit(
             "Training",
-            lambda context: run_training(context, data, out, config, rerun),
+            lambda context: run_training(context, data, out, config, rerun, uri),
             key="train",
             on_item=self._on_event,
             on_error=self._failed,

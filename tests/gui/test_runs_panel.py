@@ -296,3 +296,32 @@ def test_a_corrupt_record_is_reported_once_however_often_the_store_is_read(
     reported = [e for e in errors(window) if "20250101-000000-abcdef is unreadable" in e]
     assert len(reported) == 1 and "left in place" in reported[0]
     assert panel.source.rowCount() == 4
+
+
+def test_the_tracking_uri_set_in_the_runs_tab_sends_the_train_tabs_runs_to_mlflow(
+    qtbot, make_window, tmp_path, monkeypatch
+):
+    from mlflow.tracking import MlflowClient
+
+    monkeypatch.setenv("CNN_DESKTOP_RUNS_DIR", str(tmp_path / "runs"))
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    data, uri = write_digits(tmp_path / "digits"), f"sqlite:///{tmp_path / 'mlflow.db'}"
+    window = make_window()
+    panel = open_runs(qtbot, window, rows=0)
+    qtbot.keyClicks(panel.tracking_edit, uri)
+    qtbot.keyClick(panel.tracking_edit, Qt.Key.Key_Return)
+    assert window.settings.tracking_uri == uri
+
+    train = window.train_panel
+    train.set_data_folder(data)
+    qtbot.waitUntil(lambda: train.report is not None, timeout=SCAN_MS)
+    train.mode_combo.setCurrentIndex(train.mode_combo.findData("head"))
+    train.epochs_spin.setValue(2)
+    assert train.start() is not None
+    qtbot.waitUntil(lambda: train.handle is None, timeout=TRAIN_MS)
+    [record] = RunStore(tmp_path / "runs").runs()
+    assert record["tracking"]["uri"] == uri and record["tracking"]["error"] is None
+    client = MlflowClient(tracking_uri=uri)
+    [run] = client.search_runs([client.get_experiment_by_name("cnn-desktop").experiment_id])
+    assert run.data.tags["cnn_desktop.run_id"] == record["id"]
+    assert not errors(window)

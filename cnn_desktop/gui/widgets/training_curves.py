@@ -31,14 +31,19 @@ def run_training(
     out: str,
     config: TrainConfig,
     rerun_of: dict[str, Any] | None = None,
+    tracking_uri: str | None = None,
 ) -> TrainResult | None:
     """The training job: stream every event to the UI thread, step events throttled (the
     latest one is kept and sent once 50 ms have passed, or before the next other event);
-    ``rerun_of``: the run record this run repeats (refused when its data changed)."""
+    ``rerun_of``: the run record this run repeats (refused when its data changed);
+    ``tracking_uri``: the MLflow store it is also recorded in (None: MLFLOW_TRACKING_URI)."""
     last_emit, pending, result = 0.0, None, None
     # Recorded like a CLI run (the Runs view lists it; MLflow too when MLFLOW_TRACKING_URI
     # names a store).
-    for event in recorded_train(data, out, config, cancel=context.cancel, rerun_of=rerun_of):
+    events = recorded_train(
+        data, out, config, cancel=context.cancel, rerun_of=rerun_of, tracking_uri=tracking_uri
+    )
+    for event in events:
         if event.kind == "step":
             now = time.monotonic()
             if now - last_emit < STEP_EMIT_INTERVAL_S:
