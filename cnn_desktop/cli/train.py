@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
+import os
 import sys
 
 from cnn_desktop.cli.common import (
@@ -16,6 +18,11 @@ from cnn_desktop.cli.common import (
     first_ctrl_c_cancels,
     open_model,
     warning_line,
+)
+
+_DISTRIBUTED_INTERRUPT = (
+    "interrupted; a model already at --out is unchanged, and the checkpoint of the last "
+    "finished epoch (if any) continues with --resume"
 )
 
 
@@ -60,37 +67,65 @@ def train_and_report(
     from cnn_desktop.core.models import BundleError
     from cnn_desktop.core.runs import DataChangedError, recorded_train
     from cnn_desktop.core.tasks import Cancelled, CancelToken
-    from cnn_desktop.core.training import DatasetError, TrainError, TrainRunError
+    from cnn_desktop.core.training import (
+        DatasetError,
+        TrainError,
+        TrainRunError,
+        check_distributed,
+        launched,
+    )
 
+    try:  # under torchrun rank 0 alone prints; the other ranks only their own failures
+        launch = launched()
+        if launch is not None:
+            check_distributed(config)
+    except TrainError as exc:
+        return fail(str(exc), EXIT_USAGE) if os.environ.get("RANK", "0") == "0" else EXIT_USAGE
+    main_rank = launch is None or launch.is_main
+    rank = "" if main_rank else f"rank {launch.rank}: "
     cancel = CancelToken()
     bar, last = None, None
     events = recorded_train(
         data_dir, out, config, cancel=cancel, tracking_uri=tracking_uri, rerun_of=rerun_of
     )
     try:
-        with first_ctrl_c_cancels(
-            cancel, "Stopping after this step; the best model so far is kept…"
+        # Under torchrun the ranks cannot agree on a later step to stop at: Ctrl+C (Python's
+        # KeyboardInterrupt) stops every one of them at once.
+        with (
+            first_ctrl_c_cancels(cancel, "Stopping after this step; the best model so far is kept…")
+            if launch is None
+            else contextlib.nullcontext()
         ):
             # Run the generator to its end: a finished run removes its resume checkpoint
             # after its last event.
             for event in events:
-                bar = _show(event, bar, quiet)
+                if main_rank:
+                    bar = _show(event, bar, quiet)
                 if event.kind in ("done", "cancelled"):
                     last = event
     except TrainRunError as exc:  # it started, then could not go on (the images vanished…)
-        return fail(str(exc), EXIT_FAILED)
-    except (TrainError, DatasetError, DataChangedError) as exc:
-        return fail(str(exc), EXIT_USAGE)
+        return fail(f"{rank}{exc}", EXIT_FAILED)
+    except (TrainError, DatasetError, DataChangedError) as exc:  # the same on every rank
+        return fail(str(exc), EXIT_USAGE) if main_rank else EXIT_USAGE
     except BundleError as exc:
         return fail(str(exc), EXIT_FAILED)
     except OSError as exc:  # e.g. the disk filled up while writing the resume checkpoint
         where = f"{exc.filename}: " if exc.filename else ""
-        return fail(f"{where}{exc.strerror or exc}", EXIT_FAILED)
+        return fail(f"{rank}{where}{exc.strerror or exc}", EXIT_FAILED)
+    except RuntimeError as exc:  # torchrun: another rank died, or a collective timed out
+        if launch is None:
+            raise
+        cause = str(exc).strip().splitlines()[0]
+        return fail(f"{rank}the data-parallel run broke off ({cause})", EXIT_FAILED)
     except (Cancelled, KeyboardInterrupt):
+        if launch is not None:
+            return fail(_DISTRIBUTED_INTERRUPT, EXIT_INTERRUPTED) if main_rank else EXIT_INTERRUPTED
         return fail("interrupted before the first epoch finished; nothing saved", EXIT_INTERRUPTED)
     finally:
         if bar is not None:
             bar.close()
+    if not main_rank:
+        return EXIT_OK  # trained its share; rank 0 exports and saves
     if last is None:
         return fail("training ended without a result", EXIT_FAILED)
     code = _report_result(last)

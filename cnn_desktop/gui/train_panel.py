@@ -43,6 +43,7 @@ from cnn_desktop.gui.class_maps_panel import add_class_maps
 from cnn_desktop.gui.review_panel import results_and_review
 from cnn_desktop.gui.runner import TaskHandle, TaskRunner
 from cnn_desktop.gui.state import Settings
+from cnn_desktop.gui.sweep_dialog import add_sweep_button
 from cnn_desktop.gui.widgets.augment_preview import AugmentationChooser, preview_spec
 from cnn_desktop.gui.widgets.reliability_diagram import ResultsWithCalibration
 from cnn_desktop.gui.widgets.training_curves import TrainingProgress, run_training
@@ -90,8 +91,9 @@ class TrainPanel(QWidget):
         self.cancel_button = QPushButton("Cancel", self, clicked=self.cancel)
         self.cancel_button.setToolTip("Stop after the current step and save the best model so far")
         self.run_view = TrainingProgress(self)
-        self.run_view.buttons.addWidget(self.start_button)
-        self.run_view.buttons.addWidget(self.cancel_button)
+        for button in (self.start_button, self.cancel_button):
+            self.run_view.buttons.addWidget(button)
+        self.sweep_button = add_sweep_button(self)
         self.run_view.set_status("Choose a data folder, then start.")
         right.addWidget(self.run_view)
         self.results = ResultsWithCalibration(runner, self)  # with the reliability diagram
@@ -110,7 +112,6 @@ class TrainPanel(QWidget):
         layout.addWidget(splitter)
         self._restore()
 
-    # ----- layout -------------------------------------------------------------------------
     def _build_data(self) -> QGroupBox:
         box = QGroupBox("Data: one sub-folder of images per class", self)
         self.folder_edit = QLineEdit(box, placeholderText="Choose or drop a folder…")

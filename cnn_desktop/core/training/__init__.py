@@ -18,6 +18,7 @@ from cnn_desktop.core.training.config import (
 from cnn_desktop.core.training.dataset import DatasetError, ScanReport, scan_folder
 from cnn_desktop.core.training.embeddings import DEFAULT_CACHE_LIMIT_BYTES, prune_cache
 from cnn_desktop.core.training.evaluate import evaluate_folder
+from cnn_desktop.core.training.launch import Launch, check_distributed, launched
 from cnn_desktop.core.training.placement import (
     bundle_path,
     check_output,
@@ -34,6 +35,7 @@ __all__ = [
     "MODES",
     "AugmentationError",
     "DatasetError",
+    "Launch",
     "ScanReport",
     "TrainConfig",
     "TrainError",
@@ -42,10 +44,12 @@ __all__ = [
     "TrainRunError",
     "augmentation_preview",
     "bundle_path",
+    "check_distributed",
     "check_output",
     "checkpoint_path",
     "evaluate_folder",
     "free_bundle_path",
+    "launched",
     "make_split",
     "parse_augmentations",
     "prune_cache",

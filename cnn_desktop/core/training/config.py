@@ -175,6 +175,11 @@ class TrainResult:
     kept_because: str = ""
 
     @property
+    def world_size(self) -> int:
+        """How many processes trained the model together (``torchrun``; 1 for one process)."""
+        return int(self.metrics.get("world_size", 1))
+
+    @property
     def export_verified(self) -> bool:
         """The ONNX export check passed (the saved model behaves like the trained one)."""
         return bool((self.metrics.get("export_check") or {}).get("passed"))

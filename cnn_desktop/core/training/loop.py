@@ -88,11 +88,14 @@ def make_loader(
     seed: int,
     sample_weights: np.ndarray | None = None,
     workers: int = 0,
+    sampler: torch.utils.data.Sampler | None = None,
 ) -> DataLoader:
-    """A seeded loader; with ``sample_weights`` a balanced sampler replaces shuffling."""
+    """A seeded loader; with ``sample_weights`` a balanced sampler replaces shuffling, and a
+    given ``sampler`` (a data-parallel rank's share) replaces both."""
     generator = torch.Generator().manual_seed(seed)
-    sampler = None
-    if sample_weights is not None:
+    if sampler is not None:
+        shuffle = False
+    elif sample_weights is not None:
         sampler = torch.utils.data.WeightedRandomSampler(
             torch.as_tensor(sample_weights, dtype=torch.double),
             num_samples=len(sample_weights),
@@ -254,14 +257,19 @@ def _step(
     the whole batch's; returns the batch's loss and how many it got right."""
     optimizer.zero_grad(set_to_none=True)
     loss_sum, correct = 0.0, 0
-    for part in micro.parts(len(labels)):
-        with torch.autocast(inputs.device.type, enabled=scaler is not None):
-            logits = model(inputs[part])
-            loss = loss_fn(logits.float(), labels[part])
-            share = _loss_share(loss_fn, labels[part], labels)
-            if share != 1.0:
-                loss = loss * share
-        (scaler.scale(loss) if scaler is not None else loss).backward()
+    parts = micro.parts(len(labels))
+    for number, part in enumerate(parts):
+        # Under DDP only the last part's backward averages the gradients across processes:
+        # each one then syncs once per step, whatever its number of parts.
+        keep_local = number < len(parts) - 1 and hasattr(model, "no_sync")
+        with model.no_sync() if keep_local else contextlib.nullcontext():
+            with torch.autocast(inputs.device.type, enabled=scaler is not None):
+                logits = model(inputs[part])
+                loss = loss_fn(logits.float(), labels[part])
+                share = _loss_share(loss_fn, labels[part], labels)
+                if share != 1.0:
+                    loss = loss * share
+            (scaler.scale(loss) if scaler is not None else loss).backward()
         loss_sum += loss.item()
         correct += int((logits.argmax(1) == labels[part]).sum().item())
         del logits, loss
@@ -283,6 +291,20 @@ def evaluate_loss(
 ) -> tuple[float, float]:
     """Mean loss and accuracy over a loader (eval mode), in parts of ``micro.size`` images,
     halved again when even those run out of memory."""
+    loss_sum, correct, total = evaluate_sums(model, loader, loss_fn, device, micro)
+    return (loss_sum / total, correct / total) if total else (float("nan"), float("nan"))
+
+
+@torch.no_grad()
+def evaluate_sums(
+    model: nn.Module,
+    loader: DataLoader,
+    loss_fn: nn.Module,
+    device: torch.device,
+    micro: MicroBatch | None = None,
+) -> tuple[float, int, int]:
+    """The summed loss, the number right and the number of readable images of a loader (eval
+    mode), as :func:`evaluate_loss` measures them; sums add up across data-parallel ranks."""
     model.eval()
     micro = micro if micro is not None else MicroBatch()
     total, correct, loss_sum = 0, 0, 0.0
@@ -294,7 +316,7 @@ def evaluate_loss(
         loss_sum += loss_fn(logits, labels).item() * len(labels)
         correct += (logits.argmax(1) == labels).sum().item()
         total += len(labels)
-    return (loss_sum / total, correct / total) if total else (float("nan"), float("nan"))
+    return loss_sum, correct, total
 
 
 @torch.no_grad()

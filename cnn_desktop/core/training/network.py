@@ -3,6 +3,7 @@ architecture from scratch sized to the user's images (imports torch)."""
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 import time
@@ -10,20 +11,17 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from torch import nn
+from torch.utils.data import DistributedSampler
 
 from cnn_desktop.core.inference.backends.torch import describe_device, torch_device
-from cnn_desktop.core.models.export import export_onnx
 from cnn_desktop.core.models.pretrained import default_spec, load_pretrained_model
 from cnn_desktop.core.models.spec import ModelSpec
 from cnn_desktop.core.models.torch_random import PrivateRandom
-from cnn_desktop.core.models.unknown import embedding_width
-from cnn_desktop.core.models.zoo import build_model, choose_input, visualisable_layers
+from cnn_desktop.core.models.zoo import build_model, choose_input
 from cnn_desktop.core.tasks import Cancelled, CancelToken
 from cnn_desktop.core.training.augment import build_augmentation
-from cnn_desktop.core.training.calibration import calibrate, softmax
 from cnn_desktop.core.training.config import (
     BACKBONE_LR_FACTOR,
     LABEL_SMOOTHING,
@@ -35,23 +33,24 @@ from cnn_desktop.core.training.config import (
     training_provenance,
 )
 from cnn_desktop.core.training.dataset import ScanReport, vanished_message
+from cnn_desktop.core.training.distributed import Group, join
+from cnn_desktop.core.training.launch import check_distributed
 from cnn_desktop.core.training.loop import (
     ImageFolderDataset,
     MicroBatch,
     Throughput,
     evaluate_loss,
+    evaluate_sums,
     load_checkpoint,
     make_loader,
     save_checkpoint,
     state_copy,
     train_epoch,
-    validation_logits,
     warmup_cosine,
 )
-from cnn_desktop.core.training.output import finish
+from cnn_desktop.core.training.network_export import export_trained
 from cnn_desktop.core.training.placement import checkpoint_path
 from cnn_desktop.core.training.splits import Split, balanced_sample_weights, class_weights
-from cnn_desktop.core.training.unknown import fit_unknown_detector
 
 
 def scratch_spec(report: ScanReport, split: Split, config: TrainConfig) -> ModelSpec:
@@ -111,238 +110,238 @@ def train_network(
     cancel: CancelToken | None,
     started: float,
 ) -> Iterator[TrainEvent]:
-    """Full fine-tuning or training from scratch; yields step and epoch events."""
-    device = torch_device(config.device)
-    rng = PrivateRandom(config.seed, device)
-    with rng:  # weight initialisation draws from the run's own stream
-        model, spec = _build(report, split, config)
-    spec = dataclasses.replace(spec, name=out.stem)
-    model.to(device)
-    if device.type == "cuda":
-        model.to(memory_format=torch.channels_last)
-    labels = [label for _, label in split.train]
-    balance = class_balance(report, split, config)
-    weights = None
-    if balance == "weights":
-        weights = torch.as_tensor(class_weights(labels, len(report.classes)), dtype=torch.float32)
-    loss_fn = nn.CrossEntropyLoss(weight=weights, label_smoothing=LABEL_SMOOTHING).to(device)
-    val_loss_fn = nn.CrossEntropyLoss().to(device)
-    augment = build_augmentation(config.augment or (), spec, config.seed)
-    train_loader = make_loader(
-        ImageFolderDataset(split.train, spec, augment, root=report.root),
-        config.batch_size,
-        shuffle=True,
-        seed=config.seed,
-        sample_weights=balanced_sample_weights(labels) if balance == "sampler" else None,
-    )
-    val_loader = make_loader(
-        ImageFolderDataset(split.val, spec, root=report.root),
-        config.batch_size,
-        shuffle=False,
-        seed=config.seed,
-    )
-    micro = MicroBatch()  # parts of a batch the model runs at once, halved on out of memory
-    optimizer = _optimizer(model, config)
-    steps_per_epoch = max(1, len(train_loader))
-    total_steps = steps_per_epoch * config.epochs
-    scheduler = warmup_cosine(optimizer, min(steps_per_epoch, total_steps // 10 + 1), total_steps)
-    scaler = torch.amp.GradScaler("cuda") if device.type == "cuda" else None
-    state: dict[str, Any] = {
-        "epoch": 0,
-        "history": [],
-        "best": None,
-        "best_score": -1.0,
-        "stale": 0,
-    }
-    resume_file = checkpoint_path(out)
-    if config.resume and resume_file.exists():
-        state = _resume(resume_file, report, config, model, optimizer, scheduler)
-        yield TrainEvent(
-            "checkpoint", epoch=state["epoch"], message=f"Resumed after epoch {state['epoch']}"
+    """Full fine-tuning or training from scratch; yields step and epoch events.
+
+    Under ``torchrun`` the processes train data-parallel (see
+    :mod:`cnn_desktop.core.training.distributed`): each yields its own step events and the
+    same epoch events; rank 0 alone writes the checkpoint and, once the others have left,
+    exports and saves the model and yields ``done``; the other ranks end without it."""
+    # Under torchrun: join the process group (left when the run ends, however it ends).
+    with contextlib.closing(join(torch_device(config.device))) as group:
+        if group.launch is not None:
+            check_distributed(config)
+        device = group.device
+        rng = PrivateRandom(config.seed, device)
+        with rng:  # weight initialisation draws from the run's own stream
+            model, spec = _build(report, split, config)
+        spec = dataclasses.replace(spec, name=out.stem)
+        model.to(device)
+        if device.type == "cuda":
+            model.to(memory_format=torch.channels_last)
+        labels = [label for _, label in split.train]
+        balance = class_balance(report, split, config)
+        weights = None
+        if balance == "weights":
+            weights = torch.as_tensor(
+                class_weights(labels, len(report.classes)), dtype=torch.float32
+            )
+        loss_fn = nn.CrossEntropyLoss(weight=weights, label_smoothing=LABEL_SMOOTHING).to(device)
+        val_loss_fn = nn.CrossEntropyLoss().to(device)
+        # Each rank draws its own augmentations (its images differ from the other ranks' anyway).
+        augment = build_augmentation(config.augment or (), spec, config.seed + group.rank)
+        train_loader = make_loader(
+            ImageFolderDataset(split.train, spec, augment, root=report.root),
+            config.batch_size,
+            shuffle=True,
+            seed=config.seed,
+            sample_weights=balanced_sample_weights(labels) if balance == "sampler" else None,
+            sampler=group.sampler(len(split.train), config.seed),
         )
-    yield TrainEvent(
-        "checkpoint",
-        message=f"Training {spec.architecture} on {describe_device(device)} "
-        f"({spec.input_size[0]}×{spec.input_size[1]}, {spec.channels} channel(s))",
-        data={"device": describe_device(device)},
-    )
-    meter = Throughput()
-    cancelled = False
-    try:
-        for epoch in range(state["epoch"] + 1, config.epochs + 1):
-            loss_sum = correct = seen = 0.0
-            for report_step in train_epoch(
-                model,
-                train_loader,
-                optimizer,
-                scheduler,
-                loss_fn,
-                device,
-                cancel,
-                scaler,
-                rng,
-                micro,
-            ):
+        val_loader = make_loader(
+            ImageFolderDataset(group.share(split.val), spec, root=report.root),
+            config.batch_size,
+            shuffle=False,
+            seed=config.seed,
+        )
+        trained = group.wrap(model)  # DDP under torchrun; ``model`` itself for one process
+        net = getattr(trained, "module", trained)  # the weights trained (no DDP prefix)
+        micro = MicroBatch()  # parts of a batch the model runs at once, halved on out of memory
+        optimizer = _optimizer(net, config)
+        steps_per_epoch = max(1, len(train_loader))  # per process: fewer with more of them
+        total_steps = steps_per_epoch * config.epochs
+        scheduler = warmup_cosine(
+            optimizer, min(steps_per_epoch, total_steps // 10 + 1), total_steps
+        )
+        scaler = torch.amp.GradScaler("cuda") if device.type == "cuda" else None
+        state: dict[str, Any] = {
+            "epoch": 0,
+            "history": [],
+            "best": None,
+            "best_score": -1.0,
+            "stale": 0,
+        }
+        resume_file = checkpoint_path(out)
+        if config.resume:  # rank 0's checkpoint (the other machines may not see its file)
+            mine = group.is_main and resume_file.exists()
+            saved = group.from_main(load_checkpoint(resume_file) if mine else None)
+            if saved is not None:
+                state = _resume(saved, resume_file, report, config, net, optimizer, scheduler)
+                yield TrainEvent(
+                    "checkpoint",
+                    epoch=state["epoch"],
+                    message=f"Resumed after epoch {state['epoch']}",
+                )
+        processes = f" × {group.world_size} processes" if group.launch else ""
+        yield TrainEvent(
+            "checkpoint",
+            message=f"Training {spec.architecture} on {describe_device(device)}{processes} "
+            f"({spec.input_size[0]}×{spec.input_size[1]}, {spec.channels} channel(s))",
+            data={"device": describe_device(device)},
+        )
+        meter = Throughput()
+        cancelled = False
+        try:
+            for epoch in range(state["epoch"] + 1, config.epochs + 1):
+                if isinstance(train_loader.sampler, DistributedSampler):
+                    train_loader.sampler.set_epoch(epoch)
+                loss_sum = correct = seen = 0.0
+                for report_step in train_epoch(
+                    trained,
+                    train_loader,
+                    optimizer,
+                    scheduler,
+                    loss_fn,
+                    device,
+                    cancel,
+                    scaler,
+                    rng,
+                    micro,
+                ):
+                    for notice in micro.take_notices():
+                        yield TrainEvent(
+                            "notice", epoch=epoch, epochs=config.epochs, message=notice
+                        )
+                    loss_sum += report_step.loss * report_step.images
+                    correct += report_step.accuracy * report_step.images
+                    seen += report_step.images
+                    rate = meter.add(report_step.images)
+                    done = (epoch - 1 - state["epoch"]) * steps_per_epoch + report_step.step + 1
+                    todo = (config.epochs - state["epoch"]) * steps_per_epoch
+                    yield TrainEvent(
+                        "step",
+                        epoch=epoch,
+                        epochs=config.epochs,
+                        step=report_step.step + 1,
+                        steps=steps_per_epoch,
+                        loss=report_step.loss,
+                        accuracy=report_step.accuracy,
+                        lr=report_step.lr,
+                        images_per_s=rate,
+                        eta_s=meter.eta(done / todo),
+                        fraction=done / todo,
+                    )
+                figures = _epoch_figures(
+                    group, net, val_loader, val_loss_fn, device, micro, (loss_sum, correct, seen)
+                )
                 for notice in micro.take_notices():
                     yield TrainEvent("notice", epoch=epoch, epochs=config.epochs, message=notice)
-                loss_sum += report_step.loss * report_step.images
-                correct += report_step.accuracy * report_step.images
-                seen += report_step.images
-                rate = meter.add(report_step.images)
-                done = (epoch - 1 - state["epoch"]) * steps_per_epoch + report_step.step + 1
-                todo = (config.epochs - state["epoch"]) * steps_per_epoch
+                record = {"epoch": epoch, **figures, "lr": optimizer.param_groups[-1]["lr"]}
+                state["history"].append(record)
+                # Every rank has the same (all-reduced) figures, so takes the same decisions.
+                val_accuracy = record["val_accuracy"]
+                score = val_accuracy if not math.isnan(val_accuracy) else record["accuracy"]
+                improved = score > state["best_score"]
+                if improved:
+                    state["best"], state["best_score"], state["stale"] = state_copy(net), score, 0
+                else:
+                    state["stale"] += 1
+                state["epoch"] = epoch
+                if group.is_main:
+                    save_checkpoint(
+                        resume_file, _checkpoint(state, report, config, net, optimizer, scheduler)
+                    )
                 yield TrainEvent(
-                    "step",
+                    "epoch",
                     epoch=epoch,
                     epochs=config.epochs,
-                    step=report_step.step + 1,
-                    steps=steps_per_epoch,
-                    loss=report_step.loss,
-                    accuracy=report_step.accuracy,
-                    lr=report_step.lr,
-                    images_per_s=rate,
-                    eta_s=meter.eta(done / todo),
-                    fraction=done / todo,
+                    loss=record["loss"],
+                    accuracy=record["accuracy"],
+                    val_loss=record["val_loss"],
+                    val_accuracy=val_accuracy,
+                    lr=record["lr"],
+                    images_per_s=meter.add(0),
+                    fraction=epoch / config.epochs,
+                    message="best so far" if improved else "",
                 )
-            val_loss, val_accuracy = evaluate_loss(model, val_loader, val_loss_fn, device, micro)
-            for notice in micro.take_notices():
-                yield TrainEvent("notice", epoch=epoch, epochs=config.epochs, message=notice)
-            record = {
-                "epoch": epoch,
-                "loss": loss_sum / max(1, seen),
-                "accuracy": correct / max(1, seen),
-                "val_loss": val_loss,
-                "val_accuracy": val_accuracy,
-                "lr": optimizer.param_groups[-1]["lr"],
-            }
-            state["history"].append(record)
-            score = val_accuracy if not math.isnan(val_accuracy) else record["accuracy"]
-            improved = score > state["best_score"]
-            if improved:
-                state["best"], state["best_score"], state["stale"] = state_copy(model), score, 0
-            else:
-                state["stale"] += 1
-            state["epoch"] = epoch
-            save_checkpoint(
-                resume_file, _checkpoint(state, report, config, model, optimizer, scheduler)
+                if state["stale"] >= config.patience:
+                    break
+        except Cancelled:
+            if state["best"] is None:
+                raise
+            cancelled = True
+        except TrainRunError as exc:  # out of memory at batch size 1, the images gone
+            raise TrainRunError(f"{exc}{_kept(resume_file, state)}") from None
+        # The other ranks leave once every rank has trained (and rank 0 saved its checkpoint);
+        # rank 0 then calibrates, exports and saves alone, with no collective left to time out.
+        group.barrier()
+        group.close()
+        if not group.is_main:
+            return
+        if not report.root.is_dir():  # deleted after the last epoch: the export cannot be checked
+            raise TrainRunError(
+                vanished_message(report.root, report.root) + _kept(resume_file, state)
             )
-            yield TrainEvent(
-                "epoch",
-                epoch=epoch,
-                epochs=config.epochs,
-                loss=record["loss"],
-                accuracy=record["accuracy"],
-                val_loss=val_loss,
-                val_accuracy=val_accuracy,
-                lr=record["lr"],
-                images_per_s=meter.add(0),
-                fraction=epoch / config.epochs,
-                message="best so far" if improved else "",
-            )
-            if state["stale"] >= config.patience:
-                break
-    except Cancelled:
-        if state["best"] is None:
-            raise
-        cancelled = True
-    except TrainRunError as exc:  # out of memory at batch size 1, the images gone
-        raise TrainRunError(f"{exc}{_kept(resume_file, state)}") from None
-    if not report.root.is_dir():  # deleted after the last epoch: the export cannot be checked
-        raise TrainRunError(vanished_message(report.root, report.root) + _kept(resume_file, state))
-    model.load_state_dict(state["best"])
-    training = {
-        "mode": config.mode,
-        "architecture": config.arch,
-        "device": describe_device(device),
-        "best_val_accuracy": state["best_score"],
-        "epochs_run": state["epoch"],
-        "images_per_s": round(meter.add(0), 2),
-        "seconds": round(time.monotonic() - started, 2),
-        "train_images": len(split.train),
-        "val_images": len(split.val),
+        model.load_state_dict(state["best"])
+        training = {
+            "mode": config.mode,
+            "architecture": config.arch,
+            "device": describe_device(device),
+            "best_val_accuracy": state["best_score"],
+            "epochs_run": state["epoch"],
+            "images_per_s": round(meter.add(0), 2),  # under torchrun: rank 0's
+            "seconds": round(time.monotonic() - started, 2),
+            "train_images": len(split.train),
+            "val_images": len(split.val),
+        }
+        if group.launch is not None:
+            training["batch_size_per_process"] = config.batch_size
+        if micro.size is not None:
+            training["images_per_forward_pass"] = micro.size  # after running out of memory
+        yield from export_trained(
+            model,
+            spec,
+            report,
+            split,
+            out,
+            config,
+            state["history"],
+            device=device,
+            micro=micro,
+            cancelled=cancelled,
+            training=training,
+            world_size=group.world_size,
+        )
+        if not cancelled:
+            resume_file.unlink(missing_ok=True)
+
+
+def _epoch_figures(
+    group: Group,
+    net: nn.Module,
+    val_loader: Any,
+    val_loss_fn: nn.Module,
+    device: torch.device,
+    micro: MicroBatch,
+    train_sums: tuple[float, float, float],
+) -> dict[str, float]:
+    """An epoch's training and validation loss and accuracy; under ``torchrun``, from the
+    sums over every rank's images (each validates its own slice of the validation split)."""
+    loss_sum, correct, seen = train_sums
+    if group.launch is None:
+        val_loss, val_accuracy = evaluate_loss(net, val_loader, val_loss_fn, device, micro)
+    else:
+        sums = evaluate_sums(net, val_loader, val_loss_fn, device, micro)
+        loss_sum, correct, seen, val_sum, val_correct, val_seen = group.sum(
+            [loss_sum, correct, seen, *sums]
+        )
+        val_loss = val_sum / val_seen if val_seen else math.nan
+        val_accuracy = val_correct / val_seen if val_seen else math.nan
+    return {
+        "loss": loss_sum / max(1, seen),
+        "accuracy": correct / max(1, seen),
+        "val_loss": val_loss,
+        "val_accuracy": val_accuracy,
     }
-    if micro.size is not None:
-        training["images_per_forward_pass"] = micro.size  # after running out of memory
-    # Calibrate on the validation logits; the export divides the logits by T before its softmax.
-    yield TrainEvent("export", message="Fitting the unknown detector…", fraction=0.0)
-    classes = len(report.classes)
-    val_features, val_logits, val_labels = _embeddings_and_logits(
-        model, val_loader, device, micro, classes
-    )
-    calibration = calibrate(val_logits, val_labels)
-    spec = dataclasses.replace(spec, temperature=calibration["temperature"])
-    train_images = ImageFolderDataset(split.train, spec, root=report.root)  # not augmented
-    unaugmented = make_loader(train_images, config.batch_size, shuffle=False, seed=config.seed)
-    train_features, _, train_labels = _embeddings_and_logits(
-        model, unaugmented, device, micro, classes
-    )
-    yield TrainEvent("export", message="Exporting the model to ONNX…", fraction=0.0)
-    model = model.cpu().eval()
-    proto, spec = export_onnx(model, spec, visualisable_layers(model))
-    unknown = fit_unknown_detector(
-        train_features,
-        train_labels,
-        softmax(val_logits, spec.temperature),
-        val_features,
-        config.seed,
-    )
-    if unknown[0] is not None and unknown[0].width != embedding_width(proto):
-        reason = "the exported graph's embedding is not the last linear layer's input"
-        unknown = (None, {"method": None, "reason": reason})
-    weights = {k: v.detach().cpu().numpy() for k, v in model.state_dict().items()}
-
-    def reference(batch: np.ndarray) -> np.ndarray:
-        with torch.no_grad():
-            logits = model(torch.from_numpy(batch)).float()
-            return (logits / spec.temperature).softmax(-1).numpy()
-
-    yield from finish(
-        reference,
-        spec,
-        proto,
-        weights,
-        report,
-        split,
-        out,
-        config,
-        state["history"],
-        cancelled=cancelled,
-        training=training,
-        calibration=calibration,
-        unknown=unknown,
-    )
-    if not cancelled:
-        resume_file.unlink(missing_ok=True)
-
-
-class _WithEmbeddings(nn.Module):
-    """A classifier whose output is its logits followed by its embedding, the input of its
-    last linear layer (the tensor the exported graph's final ``Gemm`` takes)."""
-
-    def __init__(self, model: nn.Module) -> None:
-        super().__init__()
-        self.model = model
-        self.last = [m for m in model.modules() if isinstance(m, nn.Linear)][-1]
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        seen: list[torch.Tensor] = []
-        hook = self.last.register_forward_pre_hook(lambda _m, args: seen.append(args[0]))
-        try:
-            logits = self.model(x).float()
-        finally:
-            hook.remove()
-        return torch.cat([logits, seen[-1].flatten(1).float()], dim=1)
-
-
-def _embeddings_and_logits(
-    model: nn.Module, loader: Any, device: torch.device, micro: MicroBatch, classes: int
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Embeddings ``[N, D]``, raw logits ``[N, classes]`` and labels of a loader's images,
-    in one pass (out of memory halves the part sizes, as in evaluation)."""
-    joined, labels = validation_logits(_WithEmbeddings(model), loader, device, micro)
-    if not len(labels):
-        return np.zeros((0, 0), np.float32), np.zeros((0, classes), np.float32), labels
-    return joined[:, classes:], joined[:, :classes], labels
 
 
 def _kept(resume_file: Path, state: dict[str, Any]) -> str:
@@ -372,8 +371,7 @@ def _checkpoint(state, report, config, model, optimizer, scheduler) -> dict[str,
     }
 
 
-def _resume(path, report, config, model, optimizer, scheduler) -> dict[str, Any]:
-    saved = load_checkpoint(path)
+def _resume(saved, path, report, config, model, optimizer, scheduler) -> dict[str, Any]:
     if saved["classes"] != list(report.classes) or (saved["mode"], saved["arch"]) != (
         config.mode,
         config.arch,

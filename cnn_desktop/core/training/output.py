@@ -159,6 +159,7 @@ def finish(
     calibration: dict[str, Any] | None = None,
     unknown: tuple[UnknownDetector | None, dict[str, Any]] | None = None,
     checked_against: str = "PyTorch",
+    world_size: int = 1,
 ) -> Iterator[TrainEvent]:
     """Save the bundle (``proto`` and ``weights``), verify the graph against ``reference`` and
     evaluate it; ends with a ``done`` or ``cancelled`` event whose result says where the model
@@ -177,11 +178,14 @@ def finish(
     its ``metrics.json`` block; it is saved with the model (when fitted), and with a test
     split the block gains the share of test images it marks unknown.
 
+    ``world_size`` is how many processes trained the model together (``torchrun``; 1 for an
+    ordinary run), recorded as ``metrics.json``'s ``world_size``.
+
     Raises:
         BundleError: The model could not be written (``no space left on device while saving
             …``); a model that was at ``out`` is unchanged and no working folder is left.
     """
-    metrics: dict[str, Any] = {"training": training}
+    metrics: dict[str, Any] = {"training": training, "world_size": world_size}
     if calibration is not None:
         metrics["calibration"] = dict(calibration)
     detector = unknown[0] if unknown is not None else None
