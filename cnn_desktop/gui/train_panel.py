@@ -345,7 +345,6 @@ class TrainPanel(QWidget):
         self.results.show_result(result, cancelled=cancelled)
         outcome.describe_use_button(self.results.use_button, result)
         self.message.emit(prefix + event.message)
-        # The run does not become the window's model by itself: only "Use this model" does.
 
     def _use_requested(self, path: str) -> None:
         """*Use this model* (asking first when its export check did not pass)."""
