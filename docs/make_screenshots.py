@@ -14,6 +14,8 @@ isolated settings, drives it through a few flows and writes one PNG per flow:
 - ``train.png``          the Train tab after LeNet-5 learnt six scikit-learn digits from
                          scratch: curves, per-class figures, confusion matrix, a cell's images,
                          the class maps
+- ``runs.png``           the Runs tab after a second run at another learning rate: both runs
+                         selected, their curves overlaid and the config keys that differ
 
 The built-in model's bundle comes from the user's cache (built there on first use). Exit code 0
 when every flow worked, 1 when one failed, 2 when no virtual X screen can be started.
@@ -40,6 +42,7 @@ TRAIN_WAIT_S = 120.0
 TRAIN_DIGITS = range(6)  # scikit-learn digits 0-5, 40 of each, 28×28
 TRAIN_PER_CLASS = 40
 TRAIN_EPOCHS = 8
+RUNS_LR_FACTOR = 5  # the second run of runs.png: LeNet-5 again at 5× the learning rate
 FEATURE_LAYER = "blocks.2.0.conv_dw (Conv)"  # 144 channels of 28×28: eyes, fur, edges
 PHOTOS = (
     "chelsea",
@@ -149,6 +152,7 @@ class Flows:
         self.out = out
         self.work = work
         self.photos = write_photos(work / "photos")
+        os.environ["CNN_DESKTOP_RUNS_DIR"] = str(work / "runs")  # never the user's run store
         settings = Settings(QSettings(str(work / "settings.ini"), QSettings.Format.IniFormat))
         self.window = MainWindow(settings)
         self.window.resize(*size)
@@ -330,6 +334,22 @@ class Flows:
         self.no_errors()
         return self.save("train.png")
 
+    def runs(self) -> Path:
+        window = self.window
+        panel = window.train_panel
+        window.show_training()
+        panel.lr_spin.setValue(panel.lr_spin.value() * RUNS_LR_FACTOR)
+        self.wait_until("the augmentation preview", lambda: not window.runner.active)
+        if panel.start() is None:
+            raise RuntimeError("the second training did not start")
+        self.wait_until("the second training", lambda: panel.handle is None, TRAIN_WAIT_S)
+        window.show_runs()
+        runs = window.runs_panel
+        self.wait_until("the runs", lambda: runs.proxy.rowCount() == 2 and not window.runner.active)
+        runs.table.selectAll()
+        self.no_errors()
+        return self.save("runs.png")
+
     def _select(self, path: Path) -> None:
         window = self.window
         row = window.results.row_of(path)
@@ -349,7 +369,7 @@ def run_flows(args: argparse.Namespace) -> int:
         flows = Flows(args.out, (width, height), Path(work))
         print(f"platform: {flows.app.platformName()}, window {width}×{height}")
         steps = (flows.empty, flows.main_window, flows.feature_maps, flows.model)
-        for step in (*steps, flows.results_table, flows.train):
+        for step in (*steps, flows.results_table, flows.train, flows.runs):
             try:
                 started = time.monotonic()
                 path = step()

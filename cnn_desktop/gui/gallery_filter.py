@@ -132,16 +132,8 @@ class GalleryFilterModel(QSortFilterProxyModel):
         self.filter_changed.emit()
 
     def _change_filter(self, attribute: str, value: object) -> None:
-        if getattr(self, attribute) == value:
-            return
-        if hasattr(self, "beginFilterChange"):  # Qt >= 6.9
-            self.beginFilterChange()
-            setattr(self, attribute, value)
-            self.endFilterChange(QSortFilterProxyModel.Direction.Rows)
-        else:
-            setattr(self, attribute, value)
-            self.invalidateFilter()
-        self.filter_changed.emit()
+        if change_filter(self, attribute, value):
+            self.filter_changed.emit()
 
     # ----- the work -----------------------------------------------------------------------
     def entry_at(self, row: int) -> ImageEntry:
@@ -291,3 +283,18 @@ class GalleryFilterBar(QWidget):
         shown = self.proxy.rowCount()
         noun = "image" if total == 1 else "images"
         self.count.setText(f"{total} {noun}" if shown == total else f"{shown} of {total} {noun}")
+
+
+def change_filter(proxy: QSortFilterProxyModel, attribute: str, value: object) -> bool:
+    """Set ``proxy.<attribute>`` (one of its filter's settings) to ``value`` and filter the rows
+    again; False when it already was ``value`` (nothing to do)."""
+    if getattr(proxy, attribute) == value:
+        return False
+    if hasattr(proxy, "beginFilterChange"):  # Qt >= 6.9
+        proxy.beginFilterChange()
+        setattr(proxy, attribute, value)
+        proxy.endFilterChange(QSortFilterProxyModel.Direction.Rows)
+    else:
+        setattr(proxy, attribute, value)
+        proxy.invalidateFilter()
+    return True

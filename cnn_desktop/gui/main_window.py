@@ -29,6 +29,8 @@ from cnn_desktop.gui.gallery_filter import GalleryFilterBar, GalleryFilterModel
 from cnn_desktop.gui.menus import build_menus
 from cnn_desktop.gui.results_model import EntryRole, ImageEntry, ResultsModel
 from cnn_desktop.gui.runner import TaskHandle, TaskRunner
+from cnn_desktop.gui.runs_actions import start_rerun
+from cnn_desktop.gui.runs_panel import RunsPanel
 from cnn_desktop.gui.state import ActiveModel, Settings
 from cnn_desktop.gui.train_panel import TrainPanel
 from cnn_desktop.gui.widgets.gallery_delegate import GalleryDelegate
@@ -130,6 +132,9 @@ class MainWindow(WindowCommands, WindowClassification, WindowLifetime, QMainWind
         self.mode_tabs.setDocumentMode(True)
         self.mode_tabs.addTab(self.pages, "Classify")
         self.mode_tabs.addTab(self.train_panel, "Train")
+        self.runs_panel = RunsPanel(self.runner, self.settings, parent=self)
+        self.mode_tabs.addTab(self.runs_panel, "Runs")
+        self._connect_runs_panel()
 
         central = QWidget(self)
         layout = QVBoxLayout(central)
@@ -153,6 +158,16 @@ class MainWindow(WindowCommands, WindowClassification, WindowLifetime, QMainWind
         self.statusBar().addPermanentWidget(self.progress)
         self.statusBar().addPermanentWidget(self.cancel_button)
 
+    def _connect_runs_panel(self) -> None:
+        runs, train = self.runs_panel, self.train_panel
+        runs.message.connect(self.notifications.info)
+        runs.error.connect(self.notifications.error)
+        runs.use_model.connect(self.open_model)
+        runs.rerun.connect(lambda record: (self.show_training(), start_rerun(train, record)))
+        train.folder_edit.textChanged.connect(runs.set_train_folder)
+        runs.set_train_folder(train.folder_edit.text())
+        train.run_ended.connect(runs.refresh)
+
     def batch_actions(self) -> list[QAction]:
         """Results-table actions for the File menu."""
         return [self.batch_panel.export_csv_action, self.batch_panel.sort_action]
@@ -172,6 +187,10 @@ class MainWindow(WindowCommands, WindowClassification, WindowLifetime, QMainWind
     def show_training(self) -> None:
         """Show the Train tab."""
         self.mode_tabs.setCurrentIndex(1)
+
+    def show_runs(self) -> None:
+        """Show the Runs tab."""
+        self.mode_tabs.setCurrentIndex(2)
 
     # ----- model --------------------------------------------------------------------------
     def open_model(self, path: str | None) -> TaskHandle:

@@ -83,6 +83,7 @@ def build_menus(window: MainWindow) -> WindowActions:
     _add(window, view_menu, "&Model Layers", "Ctrl+5", lambda: window.show_detail("model"))
     view_menu.addSeparator()
     _add(window, view_menu, "&Train a Model…", "Ctrl+T", window.show_training)
+    _add(window, view_menu, "Training &Runs", "Ctrl+R", window.show_runs)
 
     model_menu = bar.addMenu("&Model")
     _add(window, model_menu, "&Open Model…", "Ctrl+M", window.choose_model)

@@ -124,6 +124,16 @@ class Settings:
     )
 
     @property
+    def tracking_uri(self) -> str:
+        """The MLflow tracking store the window's runs are also recorded in (``sqlite:///…``,
+        ``http://server:5000``); "": ``MLFLOW_TRACKING_URI``, or the local records only."""
+        return str(self._get("runs/tracking_uri", "", str)).strip()
+
+    @tracking_uri.setter
+    def tracking_uri(self, value: str) -> None:
+        self.qsettings.setValue("runs/tracking_uri", value.strip())
+
+    @property
     def recent_models(self) -> list[str]:
         value = self.qsettings.value("models/recent", [])
         if isinstance(value, str):

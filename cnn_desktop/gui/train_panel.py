@@ -51,6 +51,7 @@ from cnn_desktop.gui.widgets.training_curves import TrainingProgress, run_traini
 MODE_TITLES = {"head": "Head only — fast", "full": "Full fine-tune", "scratch": "From scratch"}
 HEAD_NO_AUGMENT = "Head-only training learns from cached embeddings: augmentation does not apply."
 ERROR_STYLE = "color: #c62828;"
+Run = dict | None  # a run record (see cnn_desktop.core.runs)
 WARNING_STYLE = "color: #b26a00;"
 
 
@@ -61,6 +62,7 @@ class TrainPanel(QWidget):
     show_image = Signal(str, int)  # an image path and the class (index) it was predicted as
     message = Signal(str)
     error = Signal(str)
+    run_ended = Signal()  # a training ended (finished, cancelled or failed): it is recorded
 
     def __init__(
         self, runner: TaskRunner, settings: Settings, parent: QWidget | None = None
@@ -112,24 +114,20 @@ class TrainPanel(QWidget):
 
     def _build_data(self) -> QGroupBox:
         box = QGroupBox("Data: one sub-folder of images per class", self)
-        self.folder_edit = QLineEdit(box)
-        self.folder_edit.setPlaceholderText("Choose or drop a folder…")
+        self.folder_edit = QLineEdit(box, placeholderText="Choose or drop a folder…")
         self.folder_edit.returnPressed.connect(
             lambda: self.set_data_folder(self.folder_edit.text())
         )
-        self.choose_button = QPushButton("Choose…", box)
-        self.choose_button.clicked.connect(self._choose_folder)
-        self.scan_label = QLabel(box)
-        self.class_table = QTableWidget(0, 2, box)
+        self.choose_button = QPushButton("Choose…", box, clicked=self._choose_folder)
+        self.scan_label = QLabel(box, wordWrap=True)
+        self.class_table = QTableWidget(0, 2, box, maximumHeight=140)
         self.class_table.setHorizontalHeaderLabels(["Class", "Images"])
         self.class_table.horizontalHeader().setStretchLastSection(True)
         self.class_table.verticalHeader().setVisible(False)
         self.class_table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
-        self.class_table.setMaximumHeight(140)
-        self.skipped_label = QLabel(box)
-        self.skipped_list = QListWidget(box)
-        self.skipped_list.setMaximumHeight(80)
-        self.warnings_label = QLabel(box)
+        self.skipped_label = QLabel(box, wordWrap=True)
+        self.skipped_list = QListWidget(box, maximumHeight=80)
+        self.warnings_label = QLabel(box, wordWrap=True)
         self.warnings_label.setStyleSheet(WARNING_STYLE)
         row = QHBoxLayout()
         row.addWidget(self.folder_edit, 1)
@@ -139,8 +137,6 @@ class TrainPanel(QWidget):
         for widget in (self.scan_label, self.class_table, self.skipped_label, self.skipped_list):
             layout.addWidget(widget)
         layout.addWidget(self.warnings_label)
-        for label in (self.scan_label, self.skipped_label, self.warnings_label):
-            label.setWordWrap(True)
         return box
 
     def _build_options(self) -> QGroupBox:
@@ -307,13 +303,18 @@ class TrainPanel(QWidget):
             return None
         config = self.config()
         self.settings.qsettings.setValue("train/epochs", config.epochs)
+        return self.train(data, out, config)
+
+    def train(self, data: str, out: str, config: TrainConfig, rerun: Run = None) -> TaskHandle:
+        """Train ``config`` on ``data`` into ``out``; ``rerun``: the run record repeated."""
         self.result = None
         self.results.clear()
         outcome.describe_use_button(self.results.use_button, None)
         self.run_view.reset("Starting…")
+        uri = self.settings.tracking_uri or None  # MLflow too, when the Runs tab names a store
         self.handle = self.runner.submit(
             "Training",
-            lambda context: run_training(context, data, out, config),
+            lambda context: run_training(context, data, out, config, rerun, uri),
             key="train",
             on_item=self._on_event,
             on_error=self._failed,
@@ -344,11 +345,9 @@ class TrainPanel(QWidget):
         self.results.show_result(result, cancelled=cancelled)
         outcome.describe_use_button(self.results.use_button, result)
         self.message.emit(prefix + event.message)
-        # The run does not become the window's model by itself: only "Use this model" does.
 
     def _use_requested(self, path: str) -> None:
-        """*Use this model*: make the run's model the window's active one (asking first when
-        its export check did not pass)."""
+        """*Use this model* (asking first when its export check did not pass)."""
         unverified = self.result is not None and not self.result.export_verified
         if unverified and not outcome.confirm_unverified(self, path):
             return
@@ -367,6 +366,7 @@ class TrainPanel(QWidget):
     def _finished(self) -> None:
         self.handle = None
         self._update_enabled()
+        self.run_ended.emit()
 
     def _update_enabled(self) -> None:
         running = self.handle is not None

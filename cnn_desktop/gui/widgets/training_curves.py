@@ -26,14 +26,24 @@ STEP_EMIT_INTERVAL_S = 0.05  # at most ~20 step events a second reach the UI thr
 
 
 def run_training(
-    context: TaskContext, data: str, out: str, config: TrainConfig
+    context: TaskContext,
+    data: str,
+    out: str,
+    config: TrainConfig,
+    rerun_of: dict[str, Any] | None = None,
+    tracking_uri: str | None = None,
 ) -> TrainResult | None:
     """The training job: stream every event to the UI thread, step events throttled (the
-    latest one is kept and sent once 50 ms have passed, or before the next other event)."""
+    latest one is kept and sent once 50 ms have passed, or before the next other event);
+    ``rerun_of``: the run record this run repeats (refused when its data changed);
+    ``tracking_uri``: the MLflow store it is also recorded in (None: MLFLOW_TRACKING_URI)."""
     last_emit, pending, result = 0.0, None, None
     # Recorded like a CLI run (the Runs view lists it; MLflow too when MLFLOW_TRACKING_URI
     # names a store).
-    for event in recorded_train(data, out, config, cancel=context.cancel):
+    events = recorded_train(
+        data, out, config, cancel=context.cancel, rerun_of=rerun_of, tracking_uri=tracking_uri
+    )
+    for event in events:
         if event.kind == "step":
             now = time.monotonic()
             if now - last_emit < STEP_EMIT_INTERVAL_S:
@@ -119,25 +129,12 @@ class TrainingCurves(QWidget):
             return False
         import pyqtgraph as pg
 
-        palette = self.palette()
-        background = palette.color(QPalette.ColorRole.Base)
-        foreground = palette.color(QPalette.ColorRole.Text)
+        foreground = self.palette().color(QPalette.ColorRole.Text)
         plots = []
         # The legend sits where the curves are not: top right for loss, bottom right for accuracy.
         for title, unit, legend_y in (("Loss", "", 10), ("Accuracy", "%", -10)):
-            plot = pg.PlotWidget(self, background=background)
-            item = plot.getPlotItem()
-            item.setTitle(title, color=foreground.name())
-            item.showGrid(x=True, y=True, alpha=0.25)
-            item.setLabel("bottom", "epoch")
-            if unit:
-                item.setLabel("left", unit)
-            for axis in ("left", "bottom"):
-                item.getAxis(axis).setTextPen(foreground)
-                item.getAxis(axis).setPen(foreground)
+            plot, item = epoch_plot(self, title, unit)
             item.addLegend(offset=(-10, legend_y), labelTextColor=foreground.name())
-            item.setMouseEnabled(x=False, y=False)
-            item.hideButtons()
             self._layout.addWidget(plot)
             plots.append(item)
         self.loss_plot, self.accuracy_plot = plots
@@ -168,6 +165,28 @@ class TrainingCurves(QWidget):
         for name in [only] if only else self.series:
             xs, ys = self.series[name]
             self._curves[name].setData(xs, ys)
+
+
+def epoch_plot(parent: QWidget, title: str, unit: str = "") -> tuple[Any, Any]:
+    """A pyqtgraph plot against epochs in ``parent``'s palette, without mouse zoom: the
+    widget (for a layout) and its plot item (to draw on)."""
+    import pyqtgraph as pg
+
+    palette = parent.palette()
+    foreground = palette.color(QPalette.ColorRole.Text)
+    plot = pg.PlotWidget(parent, background=palette.color(QPalette.ColorRole.Base))
+    item = plot.getPlotItem()
+    item.setTitle(title, color=foreground.name())
+    item.showGrid(x=True, y=True, alpha=0.25)
+    item.setLabel("bottom", "epoch")
+    if unit:
+        item.setLabel("left", unit)
+    for axis in ("left", "bottom"):
+        item.getAxis(axis).setTextPen(foreground)
+        item.getAxis(axis).setPen(foreground)
+    item.setMouseEnabled(x=False, y=False)
+    item.hideButtons()
+    return plot, item
 
 
 def format_eta(seconds: float) -> str:
