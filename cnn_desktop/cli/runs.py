@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 import sys
 from pathlib import Path
 from typing import Any
@@ -159,9 +158,8 @@ def _compare(store: Any, args: argparse.Namespace) -> int:
 
 def _rerun(store: Any, args: argparse.Namespace) -> int:
     from cnn_desktop.cli.train import train_and_report
-    from cnn_desktop.core.models import BUNDLE_SUFFIX
-    from cnn_desktop.core.runs import config_from_record
-    from cnn_desktop.core.training import TrainError, free_bundle_path
+    from cnn_desktop.core.runs import config_from_record, rerun_output
+    from cnn_desktop.core.training import TrainError
 
     record = store.get(args.run)
     folder = (record.get("data") or {}).get("folder")
@@ -171,28 +169,20 @@ def _rerun(store: Any, args: argparse.Namespace) -> int:
         config = config_from_record(record).resolved()
     except (TrainError, TypeError, ValueError) as exc:
         return fail(f"run {record['id']}'s config cannot be used: {exc}", EXIT_USAGE)
-    original = Path(record.get("bundle") or record.get("out") or "model")
-    beside = original.with_name(original.name.removesuffix(BUNDLE_SUFFIX) + "-rerun")
-    out = args.out or str(free_bundle_path(beside.with_suffix(BUNDLE_SUFFIX)))
+    out = args.out or rerun_output(record)
     print(f"Re-running {record['id']} into {out}", file=sys.stderr)
     return train_and_report(folder, out, config, args.quiet, args.tracking_uri, rerun_of=record)
 
 
 def _delete(store: Any, args: argparse.Namespace) -> int:
-    from cnn_desktop.core.models import BUNDLE_SUFFIX, BundleError, load_bundle
+    from cnn_desktop.core.models import BundleError
+    from cnn_desktop.core.runs import delete_run_bundle
 
     record = store.get(args.run)
-    bundle = Path(record["bundle"]) if record.get("bundle") else None
-    removed = None
-    if args.with_bundle and bundle is not None and bundle.exists():
-        try:
-            if bundle.suffix != BUNDLE_SUFFIX or bundle.is_symlink():
-                raise BundleError(f"{bundle.name} is not a model bundle folder")
-            load_bundle(bundle)
-        except BundleError as exc:
-            return fail(f"{bundle} is not deleted: {exc}", EXIT_FAILED)
-        shutil.rmtree(bundle)
-        removed = str(bundle)
+    try:
+        removed = delete_run_bundle(record) if args.with_bundle else None
+    except (BundleError, OSError) as exc:
+        return fail(f"{record.get('bundle')} is not deleted: {exc}", EXIT_FAILED)
     store.delete(record["id"])
     if args.format == "json":
         print(json.dumps({"deleted": record["id"], "bundle_deleted": removed}))

@@ -4,7 +4,6 @@ those of any training."""
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -12,9 +11,15 @@ from typing import TYPE_CHECKING, Any
 
 from PySide6.QtWidgets import QCheckBox, QMessageBox, QWidget
 
-from cnn_desktop.core.models import BUNDLE_SUFFIX, BundleError, load_bundle
-from cnn_desktop.core.runs import RunStore, RunStoreError, config_from_record
-from cnn_desktop.core.training import TrainError, free_bundle_path
+from cnn_desktop.core.models import BundleError
+from cnn_desktop.core.runs import (
+    RunStore,
+    RunStoreError,
+    config_from_record,
+    delete_run_bundle,
+    rerun_output,
+)
+from cnn_desktop.core.training import TrainError
 
 if TYPE_CHECKING:
     from cnn_desktop.gui.runner import TaskHandle
@@ -67,7 +72,7 @@ def delete_runs(root: Path, records: Sequence[dict[str, Any]], with_bundles: boo
     store, done = RunStore(root), Deleted()
     for record in records:
         try:
-            removed = _delete_bundle(record) if with_bundles else None
+            removed = delete_run_bundle(record) if with_bundles else None
             store.delete(str(record["id"]))
         except (BundleError, RunStoreError, OSError) as exc:
             done.problems.append(f"run {record.get('id')} is not deleted: {exc}")
@@ -76,27 +81,6 @@ def delete_runs(root: Path, records: Sequence[dict[str, Any]], with_bundles: boo
         if removed:
             done.bundles.append(removed)
     return done
-
-
-def _delete_bundle(record: dict[str, Any]) -> str | None:
-    """Remove the model a run saved, after checking that it is a bundle (None: it had none,
-    or it is gone already)."""
-    bundle = Path(record["bundle"]) if record.get("bundle") else None
-    if bundle is None or not bundle.exists():
-        return None
-    if bundle.suffix != BUNDLE_SUFFIX or bundle.is_symlink():
-        raise BundleError(f"{bundle} is not a model bundle folder")
-    load_bundle(bundle)  # never delete a folder that is not a model
-    shutil.rmtree(bundle)
-    return str(bundle)
-
-
-def rerun_output(record: dict[str, Any]) -> str:
-    """Where a re-run saves: ``<model>-rerun.cnnmodel`` beside the run's model (a free name,
-    as ``cnn-desktop runs rerun`` chooses)."""
-    original = Path(record.get("bundle") or record.get("out") or "model")
-    beside = original.with_name(original.name.removesuffix(BUNDLE_SUFFIX) + "-rerun")
-    return str(free_bundle_path(beside.with_suffix(BUNDLE_SUFFIX)))
 
 
 def start_rerun(panel: TrainPanel, record: dict[str, Any]) -> TaskHandle | None:

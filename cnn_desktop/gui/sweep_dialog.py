@@ -43,7 +43,7 @@ COLUMNS = ("Trial", "State", "Parameters", "Val acc", "Run")
 
 def sweep_job(
     context: TaskContext, data: str, out: str, base: TrainConfig, trials: int, params: Any,
-    storage: str | None,
+    storage: str | None, tracking_uri: str | None = None,
 ) -> SweepResult:  # fmt: skip
     """The sweep on a worker thread: each trial's progress and end go to the UI, then the
     sweep's result."""
@@ -53,8 +53,9 @@ def sweep_job(
             context.emit((number, event))
 
     result = run_sweep(
-        data, out, base, trials, params, storage=storage, on_event=forward, cancel=context.cancel
-    )
+        data, out, base, trials, params, storage=storage, tracking_uri=tracking_uri,
+        on_event=forward, cancel=context.cancel,
+    )  # fmt: skip
     context.emit(result)  # as an item: a stopped sweep's job ends as cancelled, with no result
     return result
 
@@ -65,9 +66,16 @@ class SweepDialog(QDialog):
     use_model = Signal(str)
 
     def __init__(
-        self, runner: TaskRunner, data: str, out: str, base: TrainConfig, parent: QWidget | None
+        self,
+        runner: TaskRunner,
+        data: str,
+        out: str,
+        base: TrainConfig,
+        parent: QWidget | None,
+        tracking_uri: str | None = None,
     ) -> None:
         super().__init__(parent)
+        self.tracking_uri = tracking_uri  # the Runs tab's MLflow store, if any
         self.setWindowTitle("Sweep hyperparameters")
         self.runner, self.data, self.out, self.base = runner, data, out, base
         self.handle: TaskHandle | None = None
@@ -138,7 +146,7 @@ class SweepDialog(QDialog):
         self.handle = self.runner.submit(
             "Sweep",
             lambda context: sweep_job(
-                context, self.data, self.out, self.base, trials, params, storage
+                context, self.data, self.out, self.base, trials, params, storage, self.tracking_uri
             ),
             key="train",  # never at the same time as a training run
             on_item=self._on_item,
@@ -253,7 +261,8 @@ def add_sweep_button(panel: Any) -> QPushButton:
         out = panel.output.path_for_run(data)
         if out is None:
             return
-        dialog = SweepDialog(panel.runner, data, out, panel.config(), panel)
+        uri = panel.settings.tracking_uri or None
+        dialog = SweepDialog(panel.runner, data, out, panel.config(), panel, uri)
         dialog.use_model.connect(panel.use_model)
         dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
         panel.sweep_dialog = dialog

@@ -1,6 +1,7 @@
 """Every training run recorded: the local run store, training with the run recorded (and
 mirrored to MLflow when a tracking store is named), comparing runs and repeating one."""
 
+from cnn_desktop.core.runs.actions import delete_run_bundle, rerun_output
 from cnn_desktop.core.runs.compare import compare_runs, run_summary
 from cnn_desktop.core.runs.recorder import (
     DataChangedError,
@@ -31,8 +32,10 @@ __all__ = [
     "compare_runs",
     "config_from_record",
     "default_store_dir",
+    "delete_run_bundle",
     "parse_params",
     "recorded_train",
+    "rerun_output",
     "run_summary",
     "run_sweep",
     "search_space",
