@@ -21,6 +21,7 @@ from cnn_desktop.core.inference.devices import onnx_provider_status
 from cnn_desktop.core.models import pretrained
 from cnn_desktop.core.models.bundle import load_bundle
 from cnn_desktop.core.training import network as network_training
+from cnn_desktop.core.training import network_export
 from cnn_desktop.core.training.placement import checkpoint_path
 from cnn_desktop.gui import window_lifetime
 from cnn_desktop.gui.main_window import MainWindow
@@ -112,13 +113,13 @@ def test_out_of_memory_in_training_is_shown_and_the_run_finishes(
         return model, spec
 
     monkeypatch.setattr(network_training, "_build", build_with_fault)
-    export = network_training.export_onnx
+    export = network_export.export_onnx  # the bundle's export, after training
 
     def export_without_fault(model, *args, **kwargs):
         faults[0].armed = False  # the fault stands for the GPU: the export runs on the CPU
         return export(model, *args, **kwargs)
 
-    monkeypatch.setattr(network_training, "export_onnx", export_without_fault)
+    monkeypatch.setattr(network_export, "export_onnx", export_without_fault)
 
     start_training(window, qtbot, digits, tmp_path / "m.cnnmodel", epochs=2, batch=16)
     qtbot.waitUntil(lambda: window.train_panel.handle is None, timeout=TRAIN_MS)
