@@ -80,7 +80,7 @@ def _list(store: Any, args: argparse.Namespace) -> int:
     if not rows:
         print(f"No runs recorded in {store.root}" + (" for that folder" if args.data else ""))
         return EXIT_OK
-    table = [("RUN", "STATUS", "MODE", "ARCH", "EPOCHS", "LR", "VAL ACC", "TIME", "DATA")]
+    table = [("RUN", "STATUS", "MODE", "ARCH", "EPOCHS", "LR", "VAL ACC", "TIME", "DATA", "TAGS")]
     for row in rows:
         params = row["params"]
         table.append(
@@ -94,6 +94,7 @@ def _list(store: Any, args: argparse.Namespace) -> int:
                 _percent(row["val_accuracy"]),
                 _seconds(row["duration_s"]),
                 Path(row["data"] or "").name,
+                " ".join(f"{k}={v}" for k, v in row["tags"].items()),
             )
         )
     print(_columns(table))

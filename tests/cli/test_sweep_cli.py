@@ -46,6 +46,8 @@ def test_a_sweep_records_every_trial_and_keeps_the_best_model(runs_env, digits, 
     assert {r["tags"]["sweep"] for r in runs} == {summary["study"]}
     assert [r["id"] for r in runs if r["bundle"] == summary["out"]] == [best["run"]]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["best.cnnmodel", "digits", "runs"]
+    table = run_python("-m", "cnn_desktop", "runs", "list", env=runs_env).stdout
+    assert f"sweep={summary['study']} trial=3" in table
 
 
 def test_two_processes_share_one_study_through_a_journal_file(runs_env, digits, tmp_path):
