@@ -102,6 +102,8 @@ def _list(store: Any, args: argparse.Namespace) -> int:
 
 
 def _show(record: dict[str, Any], fmt: str) -> int:
+    from cnn_desktop.core.runs import value_text
+
     if fmt == "json":
         print(json.dumps(record, ensure_ascii=False))
         return EXIT_OK
@@ -114,15 +116,16 @@ def _show(record: dict[str, Any], fmt: str) -> int:
         f"Started {record.get('started_at')}, took {_seconds(record.get('duration_s'))}",
         f"Data: {data.get('folder')} ({data.get('images', '?')} images, "
         f"fingerprint {data.get('fingerprint', '?')})",
-        "Config: " + ", ".join(f"{k} {_text(v)}" for k, v in config.items()),
+        "Config: " + ", ".join(f"{k} {value_text(v)}" for k, v in config.items()),
         f"Device: {record.get('device') or '?'}, {record.get('world_size', 1)} process(es)",
         "Versions: " + ", ".join(f"{k} {v}" for k, v in (record.get("versions") or {}).items()),
-        "Results: " + ", ".join(f"{k} {_text(v)}" for k, v in metrics.items() if v is not None),
+        "Results: "
+        + ", ".join(f"{k} {value_text(v)}" for k, v in metrics.items() if v is not None),
         f"Model: {record.get('bundle') or 'none saved'}",
     ]
     for row in record.get("history") or []:
         lines.append(
-            f"  epoch {row.get('epoch')}: loss {_text(row.get('loss'))} val acc "
+            f"  epoch {row.get('epoch')}: loss {value_text(row.get('loss'))} val acc "
             f"{_percent(row.get('val_accuracy'))}"
         )
     if tags := record.get("tags"):
@@ -137,7 +140,7 @@ def _show(record: dict[str, Any], fmt: str) -> int:
 
 
 def _compare(store: Any, args: argparse.Namespace) -> int:
-    from cnn_desktop.core.runs import compare_runs
+    from cnn_desktop.core.runs import compare_runs, value_text
 
     if len(args.runs) < 2:
         return fail("compare needs two or more runs", EXIT_USAGE)
@@ -148,7 +151,7 @@ def _compare(store: Any, args: argparse.Namespace) -> int:
     table = [("", *comparison["runs"])]
     for section in ("config", "data", "environment", "results"):
         for key, values in comparison[section].items():
-            shown = [_percent(v) if "accuracy" in key else _text(v) for v in values]
+            shown = [_percent(v) if "accuracy" in key else value_text(v) for v in values]
             table.append((key, *shown))
     same = [s for s in ("config", "data", "environment") if not comparison[s]]
     print(_columns(table))
@@ -208,13 +211,3 @@ def _seconds(value: Any) -> str:
     if not isinstance(value, (int, float)):
         return "-"
     return f"{value:.0f} s" if value < 120 else f"{value / 60:.1f} min"
-
-
-def _text(value: Any) -> str:
-    if value is None:
-        return "-"
-    if isinstance(value, float):
-        return f"{value:.4g}"
-    if isinstance(value, list):
-        return ",".join(map(str, value)) or "none"
-    return str(value)

@@ -27,7 +27,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from cnn_desktop.core.runs import RunStore, compare_runs
+from cnn_desktop.core.runs import RunStore, compare_runs, value_text
 from cnn_desktop.gui import train_outcome as outcome
 from cnn_desktop.gui.runner import TaskHandle, TaskRunner
 from cnn_desktop.gui.runs_actions import Deleted, ask_delete, delete_runs
@@ -263,7 +263,7 @@ class RunsPanel(QWidget):
         for row, (key, values) in enumerate(rows):
             table.setVerticalHeaderItem(row, QTableWidgetItem(key))
             for position, value in enumerate(values):
-                table.setItem(row, position, QTableWidgetItem(_value_text(value)))
+                table.setItem(row, position, QTableWidgetItem(value_text(value, ", ")))
         differing = [key for key in comparison["config"]]
         self.compare_label.setText(
             f"{len(records)} runs: their config differs in {', '.join(differing)}"
@@ -338,16 +338,8 @@ def legend_labels(records: list[dict[str, Any]]) -> list[str]:
         run_id = str(record.get("id"))
         when = run_id[9:15]
         name = f"{when[:2]}:{when[2:4]}:{when[4:]}" if when.isdigit() else run_id
-        values = [f"{key} {_value_text(column[position])}" for key, column in differing.items()]
+        values = [
+            f"{key} {value_text(column[position], ', ')}" for key, column in differing.items()
+        ]
         labels.append(" · ".join([name, ", ".join(values[:3])]) if values else name)
     return labels
-
-
-def _value_text(value: Any) -> str:
-    if value is None:
-        return "-"
-    if isinstance(value, float):
-        return f"{value:.4g}"
-    if isinstance(value, list):
-        return ", ".join(map(str, value)) or "none"
-    return str(value)

@@ -2,7 +2,7 @@
 mirrored to MLflow when a tracking store is named), comparing runs and repeating one."""
 
 from cnn_desktop.core.runs.actions import delete_run_bundle, rerun_output
-from cnn_desktop.core.runs.compare import compare_runs, run_summary
+from cnn_desktop.core.runs.compare import compare_runs, run_summary, value_text
 from cnn_desktop.core.runs.recorder import (
     DataChangedError,
     config_from_record,
@@ -40,5 +40,6 @@ __all__ = [
     "run_sweep",
     "search_space",
     "tracking_uri_from_env",
+    "value_text",
     "versions",
 ]

@@ -80,5 +80,17 @@ def run_summary(record: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def value_text(value: Any, list_separator: str = ",") -> str:
+    """A config or result value as a compared run shows it: ``-`` for none, four significant
+    digits for a float, a list joined (``none`` when empty)."""
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    if isinstance(value, list):
+        return list_separator.join(map(str, value)) or "none"
+    return str(value)
+
+
 def _differing(columns: dict[str, list[Any]]) -> dict[str, list[Any]]:
     return {k: values for k, values in columns.items() if any(v != values[0] for v in values)}
